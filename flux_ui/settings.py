@@ -1,0 +1,273 @@
+"""Typed settings from the environment and a ``.env`` file.
+
+Nothing configured means "use the local emulator", said explicitly by ``Settings.mode``.
+A wrong setting is reported in one message that names each variable at fault and shows
+an example value, before anything starts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+
+from flux_ui.client.errors import FluxError
+from flux_ui.pacing import Quota
+from flux_ui.registry import MODELS, ModelSpec
+from flux_ui.secrets import Secret
+
+AuthMode = Literal["key", "entra"]
+KeyHeader = Literal["bearer", "api-key"]
+ImageApiPath = Literal["deployment", "model"]
+
+ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+FOUNDRY_MODELS = tuple(m for m in MODELS if MODELS[m].aml is False)
+
+# One row per variable: (name, default shown in docs, example, what it means). The README's
+# configuration table is checked against this list by tests/test_readme.py.
+VARIABLES: tuple[tuple[str, str, str, str], ...] = (
+    ("AZURE_ENDPOINT", "(none: local emulator)", "https://my-resource.services.ai.azure.com",
+     "Your Foundry resource's endpoint, from Keys and Endpoint."),
+    ("AZURE_API_KEY", "(none)", "0123abcd... (from Keys and Endpoint)",
+     "The resource's API key. Leave it out and set AZURE_AUTH=entra to sign in instead."),
+    ("AZURE_AUTH", "key if AZURE_API_KEY is set", "entra",
+     "key, or entra for Microsoft Entra ID through DefaultAzureCredential."),
+    ("FLUX_KEY_HEADER", "bearer", "api-key",
+     "How the key is sent: Authorization: Bearer, or an api-key header."),
+    ("FLUX_DEPLOYMENTS", "all four Foundry FLUX models, default names and tiers",
+     "FLUX.2-pro:medium,FLUX.2-flex=my-flex:low,FLUX-1.1-pro",
+     "Which models are deployed: MODEL[=DEPLOYMENT][:TIER], TIER a tier name, an RPM, or N/Ss."),
+    ("FLUX_API_VERSION", "preview", "2025-04-01-preview", "The api-version query parameter."),
+    ("FLUX_IMAGE_API_PATH", "deployment", "model",
+     "Image API path form: /openai/deployments/<name>/images/... or /openai/images/... with model in the body."),
+    ("FLUX_SCHNELL_ENDPOINT", "(none)", "https://my-endpoint.eastus.inference.ml.azure.com/score",
+     "Scoring URL of a FLUX.1-schnell Azure ML online endpoint."),
+    ("FLUX_SCHNELL_KEY", "(none)", "abcd... (from the endpoint's Consume tab)", "That endpoint's key."),
+    ("FLUX_SCHNELL_RPM", "(no pacing)", "30", "Requests per minute the schnell endpoint can take."),
+    ("FLUX_OUTPUT_DIR", "outputs", "/data/flux-outputs", "Where generated images and the history database go."),
+    ("FLUX_EMULATOR", "auto", "on",
+     "auto: the local emulator when nothing is configured; on: always; off: never."),
+)
+
+
+class SettingsError(FluxError):
+    """One or more settings are missing or malformed; the message lists each with a fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        joined = "\n".join(f"- {p}" for p in problems)
+        super().__init__(f"flux-ui's configuration needs attention:\n{joined}")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One model as this installation reaches it."""
+
+    model: ModelSpec
+    name: str  # deployment name: the BFL body's ``model`` and the Image API's path
+    endpoint: str  # resource base URL, or the full scoring URL for an Azure ML endpoint
+    auth: AuthMode
+    api_key: Secret | None
+    key_header: KeyHeader
+    quota: Quota | None  # None: flux-ui does not pace this deployment
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Literal["foundry", "emulator"]
+    deployments: Mapping[str, Deployment]  # by model ID
+    output_dir: Path
+    api_version: str = "preview"
+    image_api_path: ImageApiPath = "deployment"
+    endpoint: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "deployments", MappingProxyType(dict(self.deployments)))
+
+    @property
+    def uses_emulator(self) -> bool:
+        return self.mode == "emulator"
+
+    def with_emulator(self, base_url: str, api_key: str, quotas: Mapping[str, Quota] | None = None) -> Settings:
+        """These settings pointed at a running emulator (every model, one base URL)."""
+        key = Secret(api_key)
+        deployments = {}
+        for model_id, spec in MODELS.items():
+            quota = (quotas or {}).get(model_id) or _default_quota(spec)
+            endpoint = base_url.rstrip("/") + ("/score" if spec.aml else "")
+            deployments[model_id] = Deployment(
+                spec, model_id, endpoint, "key", key, "bearer", quota, spec.default_tier
+            )
+        return replace(self, mode="emulator", endpoint=base_url, deployments=deployments)
+
+
+def _default_quota(spec: ModelSpec) -> Quota | None:
+    rpm = spec.default_rpm
+    return Quota.from_rpm(rpm) if rpm else None
+
+
+_TIER_RE = re.compile(r"^(?P<n>\d+)(?:/(?P<w>\d+(?:\.\d+)?)s)?$")
+
+
+def parse_tier(spec: ModelSpec, text: str) -> tuple[Quota, str | None] | str:
+    """A tier name, an RPM, or ``N/Ss`` → (quota, tier name); a problem string otherwise."""
+    text = text.strip().lower()
+    if text in spec.rpm_tiers:
+        return Quota.from_rpm(spec.rpm_tiers[text]), text
+    m = _TIER_RE.match(text)
+    if m and int(m["n"]) > 0 and (m["w"] is None or float(m["w"]) > 0):
+        if m["w"] is None:
+            return Quota.from_rpm(int(m["n"])), None
+        return Quota(int(m["n"]), float(m["w"])), None
+    names = ", ".join(spec.rpm_tiers) or "none (give a number)"
+    return f"tier {text!r} for {spec.id} is not a tier name ({names}), an RPM such as 30, or N/Ss such as 20/5s"
+
+
+def _parse_deployments(text: str, problems: list[str]) -> list[tuple[ModelSpec, str, Quota | None, str | None]]:
+    found: list[tuple[ModelSpec, str, Quota | None, str | None]] = []
+    example = "FLUX_DEPLOYMENTS=FLUX.2-pro:medium,FLUX.2-flex=my-flex:low"
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        head, _, tier_text = item.partition(":")
+        model_id, _, name = head.partition("=")
+        model_id, name = model_id.strip(), name.strip()
+        spec = MODELS.get(model_id)
+        if spec is None or spec.aml:
+            known = ", ".join(FOUNDRY_MODELS)
+            problems.append(f"FLUX_DEPLOYMENTS names {model_id!r}, which is not a Foundry FLUX model "
+                            f"(use {known}); for example {example}")
+            continue
+        if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+            problems.append(f"FLUX_DEPLOYMENTS: deployment name {name!r} for {model_id} has characters a "
+                            f"deployment name cannot have; for example {example}")
+            continue
+        quota, tier = _default_quota(spec), spec.default_tier
+        if tier_text:
+            parsed = parse_tier(spec, tier_text)
+            if isinstance(parsed, str):
+                problems.append(f"FLUX_DEPLOYMENTS: {parsed}; for example {example}")
+                continue
+            quota, tier = parsed
+        if any(f[0].id == spec.id for f in found):
+            problems.append(f"FLUX_DEPLOYMENTS lists {model_id} twice; keep one entry. For example {example}")
+            continue
+        found.append((spec, name or spec.id, quota, tier))
+    return found
+
+
+def _check_url(var: str, value: str, example: str, problems: list[str]) -> str | None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc:
+        problems.append(f"{var}={value!r} is not a URL; for example {var}={example}")
+        return None
+    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        problems.append(f"{var} must use https (plain http only for a local emulator); for example {var}={example}")
+        return None
+    return value.rstrip("/")
+
+
+def _choice(env: Mapping[str, str], var: str, allowed: tuple[str, ...], default: str, problems: list[str]) -> str:
+    value = env.get(var, "").strip().lower() or default
+    if value not in allowed:
+        problems.append(f"{var}={value!r} is not one of {', '.join(allowed)}; for example {var}={allowed[-1]}")
+        return default
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
+    """Settings from ``env`` (the process environment by default) over a ``.env`` file."""
+    import os
+
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(os.environ if env is None else env)
+    env = {k: v.strip() for k, v in merged.items()}
+
+    problems: list[str] = []
+    emulator = _choice(env, "FLUX_EMULATOR", ("auto", "off", "on"), "auto", problems)
+    key_header = _choice(env, "FLUX_KEY_HEADER", ("api-key", "bearer"), "bearer", problems)
+    image_api_path = _choice(env, "FLUX_IMAGE_API_PATH", ("model", "deployment"), "deployment", problems)
+    api_version = env.get("FLUX_API_VERSION") or "preview"
+    output_dir = Path(env.get("FLUX_OUTPUT_DIR") or "outputs")
+
+    endpoint_text = env.get("AZURE_ENDPOINT", "")
+    schnell_text = env.get("FLUX_SCHNELL_ENDPOINT", "")
+    configured = bool(endpoint_text or schnell_text)
+
+    if emulator == "on" or (emulator == "auto" and not configured):
+        if problems:
+            raise SettingsError(problems)
+        return Settings(
+            mode="emulator",
+            deployments={},
+            output_dir=output_dir,
+            api_version=api_version,
+            notes=("No Azure configuration found: using the local emulator, whose images are synthetic. "
+                   "Set AZURE_ENDPOINT and AZURE_API_KEY (or AZURE_AUTH=entra) to use your Foundry resource.",),
+        )
+    if not configured:
+        raise SettingsError([
+            "FLUX_EMULATOR=off but neither AZURE_ENDPOINT nor FLUX_SCHNELL_ENDPOINT is set; "
+            "for example AZURE_ENDPOINT=https://my-resource.services.ai.azure.com"
+        ])
+
+    deployments: dict[str, Deployment] = {}
+    endpoint: str | None = None
+    if endpoint_text:
+        endpoint = _check_url("AZURE_ENDPOINT", endpoint_text, "https://my-resource.services.ai.azure.com", problems)
+        key_text = env.get("AZURE_API_KEY", "")
+        auth = _choice(env, "AZURE_AUTH", ("key", "entra"), "key", problems) if env.get("AZURE_AUTH") else (
+            "key" if key_text else "")
+        if not auth:
+            problems.append("AZURE_API_KEY is not set; set it to the key under Keys and Endpoint "
+                            "(for example AZURE_API_KEY=0123abcd...), or set AZURE_AUTH=entra to sign in "
+                            "with Microsoft Entra ID")
+        elif auth == "key" and not key_text:
+            problems.append("AZURE_AUTH=key needs AZURE_API_KEY; for example AZURE_API_KEY=0123abcd... "
+                            "(from Keys and Endpoint)")
+        key = Secret(key_text) if key_text and auth == "key" else None
+        listed = env.get("FLUX_DEPLOYMENTS") or ",".join(FOUNDRY_MODELS)
+        for spec, name, quota, tier in _parse_deployments(listed, problems):
+            if endpoint and auth:
+                deployments[spec.id] = Deployment(
+                    spec, name, endpoint, auth, key, key_header, quota, tier  # type: ignore[arg-type]
+                )
+
+    if schnell_text:
+        url = _check_url("FLUX_SCHNELL_ENDPOINT", schnell_text,
+                         "https://my-endpoint.eastus.inference.ml.azure.com/score", problems)
+        key_text = env.get("FLUX_SCHNELL_KEY", "")
+        if not key_text:
+            problems.append("FLUX_SCHNELL_ENDPOINT is set but FLUX_SCHNELL_KEY is not; for example "
+                            "FLUX_SCHNELL_KEY=abcd... (from the endpoint's Consume tab)")
+        quota = None
+        if env.get("FLUX_SCHNELL_RPM"):
+            parsed = parse_tier(MODELS["FLUX.1-schnell"], env["FLUX_SCHNELL_RPM"])
+            if isinstance(parsed, str):
+                problems.append(f"FLUX_SCHNELL_RPM: {parsed}; for example FLUX_SCHNELL_RPM=30")
+            else:
+                quota = parsed[0]
+        if url and key_text:
+            spec = MODELS["FLUX.1-schnell"]
+            deployments[spec.id] = Deployment(spec, spec.id, url, "key", Secret(key_text), "bearer", quota)
+
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        mode="foundry",
+        deployments=deployments,
+        output_dir=output_dir,
+        api_version=api_version,
+        image_api_path=image_api_path,  # type: ignore[arg-type]
+        endpoint=endpoint,
+    )
