@@ -111,8 +111,7 @@ class PriceHint:
         if self.usd_per_image is not None:
             return self.usd_per_image
         if self.usd_per_megapixel is not None:
-            # Billed per started megapixel of output (BFL's convention).
-            return self.usd_per_megapixel * max(1, math.ceil(output_pixels / 1_000_000))
+            return self.usd_per_megapixel * output_pixels / 1_000_000
         return None
 
 
