@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
 
-class Route(str, Enum):
+class Route(StrEnum):
     """The wire routes a deployment can be reached on (contract §2–§4)."""
 
     BFL = "bfl"  # /providers/blackforestlabs/v1/<path>
@@ -357,7 +357,9 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
                     multiple=32,
                     presets=("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9", "9:21"),
                 ),
-                params=(_seed(), _upsampling(False), _safety(6, edit_maximum=2), _output_format("png", ("png", "jpeg"))),
+                params=(
+                    _seed(), _upsampling(False), _safety(6, edit_maximum=2), _output_format("png", ("png", "jpeg"))
+                ),
                 prompt=_T5_5000,
                 rpm_tiers={"default": 6},
                 default_tier="default",

@@ -158,7 +158,7 @@ def _parse_deployments(text: str, problems: list[str]) -> list[tuple[ModelSpec, 
                 continue
             quota, tier = parsed
         if any(f[0].id == spec.id for f in found):
-            problems.append(f"FLUX_DEPLOYMENTS lists {model_id} twice; keep one entry. For example {example}")
+            problems.append(f"FLUX_DEPLOYMENTS lists {model_id} twice; keep one entry; for example {example}")
             continue
         found.append((spec, name or spec.id, quota, tier))
     return found

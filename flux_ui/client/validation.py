@@ -1,0 +1,339 @@
+"""Check a request against the registry before anything is sent.
+
+Refuse what the service would refuse, with a message that says how to fix it; adjust what
+the service would adjust itself (sizes off the grid) and say so; never refuse what the
+service would accept (prompt length is judged by honest bounds, contract §6).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flux_ui.client.errors import ValidationError
+from flux_ui.registry import (
+    MODELS,
+    AspectRatioSize,
+    ModelSpec,
+    Param,
+    PixelSize,
+    Route,
+    aspect_ratio_size,
+    parse_aspect_ratio,
+)
+
+# Lower bounds on how many bytes (Tekken) or characters (T5) one token can cover, so a
+# prompt is refused only when even the most generous tokenization is over the limit.
+# SentencePiece caps pieces at 16 characters by default (T5 kept the default); Tekken's
+# longest tokens are runs of repeated characters, taken here as at most 128 bytes.
+_MAX_BYTES_PER_TEKKEN_TOKEN = 128
+_MAX_CHARS_PER_T5_TOKEN = 16
+_ALLOWED_CONTROLS = frozenset("\n\r\t")
+_FORMAT_ALIASES = {"jpg": "jpeg"}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a person asked for: a model, a prompt, ordered references, parameters."""
+
+    model: str
+    prompt: str
+    references: Sequence[bytes] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    route: Route | None = None  # None: the model's native route (Image API edits if only that fits)
+
+
+@dataclass(frozen=True)
+class ValidatedRequest:
+    """A request the client can send: every parameter resolved and on the model's grid."""
+
+    model: ModelSpec
+    route: Route
+    prompt: str
+    references: tuple[bytes, ...]
+    params: dict[str, Any]  # native names; size as width/height or aspect_ratio; seed chosen
+    size: tuple[int, int] | None  # the output size flux-ui expects, when it can know it
+    adjustments: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def prompt_token_bounds(prompt: str, tokenizer: str) -> tuple[int, int]:
+    """(lowest, highest) token count the prompt can have, without a tokenizer."""
+    if tokenizer == "mistral-tekken":
+        size = len(prompt.encode("utf-8"))
+        return math.ceil(size / _MAX_BYTES_PER_TEKKEN_TOKEN), size
+    chars = len(unicodedata.normalize("NFKC", prompt))
+    return math.ceil(chars / _MAX_CHARS_PER_T5_TOKEN), chars + 2
+
+
+def _check_prompt(spec: ModelSpec, prompt: object, warnings: list[str]) -> str:
+    if not isinstance(prompt, str):
+        raise ValidationError(f"The prompt must be text, not {type(prompt).__name__}.", field="prompt")
+    if not prompt.strip():
+        raise ValidationError(
+            "The prompt is empty. Describe the image you want, for example "
+            "\"a red fox in an autumn forest, morning light\".",
+            field="prompt",
+        )
+    for position, char in enumerate(prompt, start=1):
+        if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS:
+            raise ValidationError(
+                f"The prompt contains an invisible control character (U+{ord(char):04X}) at position "
+                f"{position}, often left by a paste; delete it and try again.",
+                field="prompt",
+            )
+    limit = spec.prompt
+    low, high = prompt_token_bounds(prompt, limit.tokenizer)
+    if high > limit.max_tokens:
+        if limit.over_limit == "truncated":
+            warnings.append(
+                f"{spec.display_name} reads only the first {limit.max_tokens} tokens of a prompt; this one may be "
+                "longer, and the rest would be ignored. Put what matters first."
+            )
+        elif low > limit.max_tokens:
+            raise ValidationError(
+                f"The prompt is too long for {spec.display_name}: at least {low:,} tokens, and it takes at most "
+                f"{limit.max_tokens:,}. Shorten it.",
+                field="prompt",
+            )
+        else:
+            warnings.append(
+                f"The prompt may be over {spec.display_name}'s limit of {limit.max_tokens:,} tokens; "
+                "if the service refuses it, shorten it."
+            )
+    return prompt
+
+
+def _check_references(spec: ModelSpec, references: Sequence[bytes], route: Route) -> tuple[bytes, ...]:
+    refs = tuple(references)
+    for i, ref in enumerate(refs, start=1):
+        if not isinstance(ref, bytes | bytearray):
+            raise ValidationError(f"Reference image {i} must be image bytes, not {type(ref).__name__}.",
+                                  field="references")
+    if len(refs) > spec.max_references:
+        editors = ", ".join(
+            f"{m.display_name} (up to {m.max_references})" for m in MODELS.values() if m.max_references >= len(refs)
+        )
+        if spec.max_references == 0:
+            head = (f"{spec.display_name} generates from text only and takes no reference images; "
+                    f"remove the {len(refs)} image{'s' if len(refs) > 1 else ''}")
+        else:
+            extra = len(refs) - spec.max_references
+            head = (f"{spec.display_name} takes at most {spec.max_references} reference "
+                    f"image{'s' if spec.max_references > 1 else ''}; you gave {len(refs)}. Remove {extra}")
+        tail = f", or choose a model that takes {len(refs)}: {editors}." if editors else "."
+        raise ValidationError(head + tail, field="references")
+    if route is Route.IMAGES_EDITS and not refs:
+        raise ValidationError("An Image API edit needs an input image; add one, or use text to image.",
+                              field="references")
+    if route is Route.IMAGES_GENERATIONS and refs:
+        raise ValidationError("Image API generations take no input image; use the edits route to edit one.",
+                              field="route")
+    return refs
+
+
+def _choose_route(spec: ModelSpec, wanted: Route | None) -> Route:
+    if wanted is None:
+        return spec.routes[0]
+    if wanted not in spec.routes:
+        offered = ", ".join(r.value for r in spec.routes)
+        raise ValidationError(f"{spec.display_name} is not served on the {wanted.value} route; it is on {offered}.",
+                              field="route")
+    return wanted
+
+
+def _describe_range(p: Param, maximum: float | None) -> str:
+    if p.kind == "int":
+        return f"a whole number from {p.minimum:.0f} to {maximum:.0f}"
+    return f"a number from {p.minimum:g} to {maximum:g}"
+
+
+def _coerce(spec: ModelSpec, p: Param, value: Any, editing: bool) -> Any:
+    """The value as the wire wants it, or a ValidationError that says what fits."""
+    if value is None:
+        if p.nullable:
+            return None
+        raise ValidationError(f"{p.label} needs a value; {spec.display_name} uses {p.default!r} by default.",
+                              field=p.name)
+    maximum = p.edit_maximum if editing and p.edit_maximum is not None else p.maximum
+    if p.kind in ("int", "float"):
+        number: float | None = None
+        if isinstance(value, bool):
+            number = None
+        elif isinstance(value, int | float):
+            number = value
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if number is None or not math.isfinite(number) or (p.kind == "int" and number != int(number)):
+            raise ValidationError(f"{p.label} must be {_describe_range(p, maximum)}; got {value!r}.", field=p.name)
+        assert p.minimum is not None and maximum is not None
+        if not p.minimum <= number <= maximum:
+            note = " when editing an image" if maximum != p.maximum else ""
+            raise ValidationError(
+                f"{p.label} must be {_describe_range(p, maximum)} for {spec.display_name}{note}; got {value!r}.",
+                field=p.name,
+            )
+        return int(number) if p.kind == "int" else float(number)
+    if p.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValidationError(f"{p.label} is on or off (true or false); got {value!r}.", field=p.name)
+    if p.kind == "choice":
+        text = _FORMAT_ALIASES.get(str(value).strip().lower(), str(value).strip().lower())
+        if text not in p.choices:
+            raise ValidationError(f"{p.label} must be one of {', '.join(p.choices)}; got {value!r}.", field=p.name)
+        return text
+    if p.kind == "text":
+        if not isinstance(value, str):
+            raise ValidationError(f"{p.label} must be text; got {type(value).__name__}.", field=p.name)
+        return value
+    raise AssertionError(f"unhandled parameter kind {p.kind}")
+
+
+def _largest_fitting(rule: PixelSize, width: int, height: int) -> tuple[int, int]:
+    """The largest on-grid size with (about) this shape that fits the pixel budget."""
+    assert rule.max_pixels is not None
+    scale = math.sqrt(rule.max_pixels / (width * height))
+    m = rule.multiple
+    return max(rule.min_side, int(width * scale) // m * m), max(rule.min_side, int(height * scale) // m * m)
+
+
+def snap_size(spec: ModelSpec, width: Any, height: Any) -> tuple[tuple[int, int], list[str]]:
+    """Put a requested size on the model's grid the way the service would, or refuse it."""
+    rule = spec.size
+    assert isinstance(rule, PixelSize)
+    sides: list[int] = []
+    for name, value in (("width", width), ("height", height)):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value != int(value) or value <= 0:
+            raise ValidationError(f"The {name} must be a whole number of pixels; got {value!r}.", field=name)
+        sides.append(int(value))
+    w, h = sides
+    m = rule.multiple
+    if rule.snap == "floor":
+        snapped = (w // m * m, h // m * m)
+    else:
+        snapped = (round(w / m) * m, round(h / m) * m)
+    for name, value, on_grid in (("width", w, snapped[0]), ("height", h, snapped[1])):
+        if on_grid < rule.min_side:
+            raise ValidationError(
+                f"The {name} {value} is below {spec.display_name}'s smallest side of {rule.min_side} px; "
+                f"use {rule.min_side} or more.",
+                field=name,
+            )
+    if rule.max_side is not None:
+        for name, value in zip(("width", "height"), snapped, strict=True):
+            if value > rule.max_side:
+                raise ValidationError(
+                    f"The {name} {value} is above {spec.display_name}'s largest side of {rule.max_side} px; "
+                    f"use {rule.max_side} or less.",
+                    field=name,
+                )
+    if rule.max_pixels is not None and snapped[0] * snapped[1] > rule.max_pixels:
+        fit = _largest_fitting(rule, w, h)
+        raise ValidationError(
+            f"{w}×{h} is {w * h / 1_048_576:.1f} MP, and {spec.display_name} makes at most "
+            f"{rule.max_pixels / 1_048_576:g} MP. Try {fit[0]}×{fit[1]}, the largest size of that shape.",
+            field="width",
+        )
+    notes = []
+    if snapped != (w, h):
+        how = "rounded down" if rule.snap == "floor" else "rounded"
+        notes.append(
+            f"Size {w}×{h} {how} to {snapped[0]}×{snapped[1]}: {spec.display_name} works in multiples of {m} px."
+        )
+    return snapped, notes
+
+
+def check_aspect_ratio(spec: ModelSpec, value: Any) -> str | None:
+    rule = spec.size
+    assert isinstance(rule, AspectRatioSize)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    ratio = parse_aspect_ratio(value) if isinstance(value, str) else None
+    lo = f"{rule.tallest[0]}:{rule.tallest[1]}"
+    hi = f"{rule.widest[0]}:{rule.widest[1]}"
+    if ratio is None:
+        raise ValidationError(
+            f"The aspect ratio must be written width:height, such as 16:9; got {value!r}.", field="aspect_ratio"
+        )
+    w, h = ratio
+    if not rule.tallest[0] * h <= w * rule.tallest[1] or not w * rule.widest[1] <= rule.widest[0] * h:
+        raise ValidationError(
+            f"The aspect ratio {w}:{h} is outside {spec.display_name}'s range of {lo} to {hi}; "
+            "pick one in between.",
+            field="aspect_ratio",
+        )
+    return f"{w}:{h}"
+
+
+def validate(request: GenerationRequest, *, rng: random.Random | None = None) -> ValidatedRequest:
+    """Check a request and resolve every parameter; raises ValidationError."""
+    spec = MODELS.get(request.model)
+    if spec is None:
+        known = ", ".join(MODELS)
+        raise ValidationError(f"Unknown model {request.model!r}; choose one of {known}.", field="model")
+    warnings: list[str] = []
+    adjustments: list[str] = []
+    route = _choose_route(spec, request.route)
+    prompt = _check_prompt(spec, request.prompt, warnings)
+    refs = _check_references(spec, request.references, route)
+    editing = bool(refs)
+
+    given = dict(request.params)
+    unknown = [name for name in given if spec.param(name) is None]
+    if unknown:
+        name = unknown[0]
+        takes = ", ".join(p.name for p in spec.all_params)
+        others = [m.display_name for m in MODELS.values() if m.param(name) is not None]
+        hint = f" {', '.join(others)} {'does' if len(others) == 1 else 'do'}." if others else ""
+        raise ValidationError(
+            f"{spec.display_name} does not take {name!r}; it takes {takes}.{hint}", field=name
+        )
+
+    params: dict[str, Any] = {}
+    on_image_api = route in (Route.IMAGES_GENERATIONS, Route.IMAGES_EDITS)
+    for p in spec.params:
+        if on_image_api and not p.image_api:
+            if given.get(p.name) not in (None, p.default):
+                raise ValidationError(
+                    f"The Image API route does not carry {p.label.lower()}; use the BFL route to set it.",
+                    field=p.name,
+                )
+            continue
+        value = _coerce(spec, p, given.get(p.name, p.default), editing)
+        if p.name == "seed" and value is None:
+            value = (rng or random.SystemRandom()).randint(0, 2**31 - 1)
+        params[p.name] = value
+
+    size: tuple[int, int] | None
+    if isinstance(spec.size, PixelSize):
+        size, notes = snap_size(
+            spec, given.get("width", spec.size.default[0]), given.get("height", spec.size.default[1])
+        )
+        adjustments.extend(notes)
+        params["width"], params["height"] = size
+    else:
+        ratio = check_aspect_ratio(spec, given.get("aspect_ratio", spec.size.default))
+        parsed = parse_aspect_ratio(ratio) if ratio else None
+        size = aspect_ratio_size(spec.size, parsed) if parsed else (None if editing else
+                                                                    aspect_ratio_size(spec.size, (1, 1)))
+        if ratio is not None:
+            params["aspect_ratio"] = ratio
+    return ValidatedRequest(
+        model=spec,
+        route=route,
+        prompt=prompt,
+        references=refs,
+        params=params,
+        size=size,
+        adjustments=tuple(adjustments),
+        warnings=tuple(warnings),
+    )
