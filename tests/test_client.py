@@ -20,19 +20,25 @@ from flux_ui.settings import load_settings
 
 
 class Sleeps:
-    """Records the waits the client asks for instead of sleeping them."""
+    """A fake clock: records the waits the client asks for and moves time on by them."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
         await asyncio.sleep(0)
 
 
 def make_client(fake: FakeService, sleeps: Sleeps | None = None, **env: str) -> FoundryClient:
     settings = load_settings(foundry_env(**env), dotenv_path=None)
-    return FoundryClient(settings, transport=fake.transport, sleep=sleeps or Sleeps(), deadline_s=30)
+    sleeps = sleeps or Sleeps()
+    return FoundryClient(settings, transport=fake.transport, sleep=sleeps, clock=sleeps.clock, deadline_s=30)
 
 
 def req(model: str = "FLUX.2-pro", prompt: str = "a red fox", refs: list[bytes] | None = None,
@@ -48,7 +54,8 @@ async def test_bfl_text_to_image(fake: FakeService) -> None:
     png = image_bytes("PNG", (1024, 768))
     fake.handler = lambda r: bfl_ok(png, cost=3, input_mp=0.0, output_mp=0.79, total_pixels=786432)
     events: list[ProgressEvent] = []
-    async with make_client(fake) as client:
+    settings = load_settings(foundry_env(), dotenv_path=None)
+    async with FoundryClient(settings, transport=fake.transport) as client:  # the real clock, for timings
         result = await client.generate(req(seed=42, width=1024, height=768, output_format="png"), events.append)
     sent = fake.requests[0]
     assert sent.method == "POST"
@@ -303,11 +310,12 @@ async def test_retry_then_success(fake: FakeService) -> None:
 async def test_429_honours_retry_after_and_holds_the_deployment_back(fake: FakeService) -> None:
     fake.queue = [error(429, {"error": {"code": "429", "message": "slow down"}}, {"Retry-After": "2"}), bfl_ok()]
     sleeps = Sleeps()
+    events: list[ProgressEvent] = []
     async with make_client(fake, sleeps) as client:
-        await client.generate(req())
-        assert sleeps.waits == [2.0]
-        status = client.pacing("FLUX.2-pro")
-        assert status is not None and status.next_slot_in > 1.0  # the pacer took the hint
+        result = await client.generate(req(), events.append)
+    assert sleeps.waits == [pytest.approx(2.0)]  # waited once, in the deployment's pacer
+    assert result.timings.paced_s == pytest.approx(2.0)
+    assert "Retrying in 2.0 s" in next(ev.message for ev in events if ev.stage == "retrying")
 
 
 async def test_429_retry_after_ms(fake: FakeService) -> None:
@@ -315,7 +323,7 @@ async def test_429_retry_after_ms(fake: FakeService) -> None:
     sleeps = Sleeps()
     async with make_client(fake, sleeps) as client:
         await client.generate(req())
-    assert sleeps.waits == [0.25]
+    assert sleeps.waits == [pytest.approx(0.25)]
 
 
 async def test_quota_wall_is_not_waited_out(fake: FakeService) -> None:

@@ -296,7 +296,9 @@ class FoundryClient:
                     "still finish the request (and bill it); try again later or with a smaller size."
                 ) from None
             except _AttemptFailed as failed:
-                if (failed.status == 401 and not refreshed_auth and auth.invalidate()):
+                if failed.status is None and failed.failure is None:
+                    raise failed.error from None  # final by nature (an expired link, a lost task)
+                if failed.status == 401 and not refreshed_auth and auth.invalidate():
                     refreshed_auth = True  # an expired Entra token: one fresh try, not a retry
                     continue
                 decision = decide_retry(
@@ -305,8 +307,6 @@ class FoundryClient:
                     rand=self._rng.random(), time_left=deadline - self._clock(), max_retries=self._max_retries,
                     cap=self._cap,
                 )
-                if failed.status == 429 and pacer is not None and decision.wait > 0:
-                    pacer.penalize(min(decision.wait, self._cap))
                 if decision.quota_wall:
                     raise QuotaExhaustedError(
                         f"{checked.model.display_name}'s quota is used up for now: the service asks to wait "
@@ -324,8 +324,13 @@ class FoundryClient:
                 log.info("retrying %s after %s (wait %.2fs)", checked.model.id, decision.reason, decision.wait)
                 progress.emit("retrying", f"Retrying in {decision.wait:.1f} s: {decision.reason}", attempt,
                               decision.wait)
-                await self._sleep(decision.wait)
-                stats["retry_wait_s"] += decision.wait
+                if failed.status == 429 and pacer is not None:
+                    # Hold the whole deployment back; the retry then waits in the pacer like
+                    # every other request to it, instead of jumping the queue.
+                    pacer.penalize(decision.wait)
+                else:
+                    await self._sleep(decision.wait)
+                    stats["retry_wait_s"] += decision.wait
 
     async def _attempt(
         self, deployment: Deployment, checked: ValidatedRequest, wire: WireRequest, auth: Auth,
