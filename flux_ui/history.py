@@ -1,0 +1,162 @@
+"""Every generated image, on disk and indexed, before anyone sees it.
+
+Files are written whole (temporary name, fsync, rename) and only then indexed in SQLite,
+so a crash can leave an unlisted temporary file but never a listed partial one. The
+parameters travel inside each file too (PNG text chunks, JPEG EXIF/XMP), so an image
+dropped back into flux-ui restores its settings even without the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flux_ui.client.core import GenerationResult
+from flux_ui.images import embed_metadata
+
+DB_NAME = "history.sqlite3"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    tab TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    seed INTEGER,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    path TEXT NOT NULL,
+    settings TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_created ON images (created DESC);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One saved image and the settings that made it."""
+
+    id: str
+    created: float
+    tab: str
+    model: str
+    prompt: str
+    seed: int | None
+    width: int
+    height: int
+    format: str
+    path: Path
+    settings: Mapping[str, Any]  # what "reuse settings" loads back
+
+
+def settings_of(result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What is embedded in the file and stored in the index: enough to make the image again.
+
+    Built from the client's record of what was sent, which never holds a key.
+    """
+    skip = ("model", "prompt", "inputs", "parameters", "image", "accept")
+    params = {k: v for k, v in result.params_sent.items() if k not in skip and not k.startswith("input_image")}
+    if isinstance(result.params_sent.get("parameters"), Mapping):  # the Azure ML body nests them
+        params.update(result.params_sent["parameters"])
+    if "accept" in result.params_sent:
+        params["output_format"] = str(result.params_sent["accept"]).removeprefix("image/")
+    return {
+        "generator": "flux-ui",
+        "tab": tab,
+        "model": result.model,
+        "deployment": result.deployment,
+        "route": result.route.value,
+        "prompt": result.prompt,
+        "seed": result.seed,
+        "params": params,
+        "references": list(result.references),
+        "size": [result.info.width, result.info.height],
+        **(extra or {}),
+    }
+
+
+class History:
+    """The outputs folder and its index; safe to share between threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def save(self, result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> Entry:
+        """Write the image with its settings embedded, then index it; returns the entry."""
+        created = time.time()
+        entry_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + "-" + uuid.uuid4().hex[:8]
+        settings = settings_of(result, tab, extra)
+        data = embed_metadata(result.image, settings)
+        day = self.folder / time.strftime("%Y-%m-%d", time.localtime(created))
+        day.mkdir(exist_ok=True)
+        path = day / f"{entry_id}.{'jpg' if result.format == 'jpeg' else result.format}"
+        _write_whole(path, data)
+        entry = Entry(entry_id, created, tab, result.model, result.prompt, result.seed, result.info.width,
+                      result.info.height, result.format, path, settings)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.id, entry.created, tab, entry.model, entry.prompt, entry.seed, entry.width, entry.height,
+                 entry.format, str(path.relative_to(self.folder)), json.dumps(settings, ensure_ascii=False)),
+            )
+        return entry
+
+    def list(self, model: str | None = None, text: str | None = None, limit: int = 200) -> list[Entry]:
+        """Newest first, optionally only one model's, or those whose prompt contains ``text``."""
+        query = "SELECT * FROM images WHERE 1=1"
+        args: list[Any] = []
+        if model:
+            query += " AND model = ?"
+            args.append(model)
+        if text and text.strip():
+            query += " AND prompt LIKE ? ESCAPE '\\'"
+            escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{escaped}%")
+        query += " ORDER BY created DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return [self._entry(row) for row in rows]
+
+    def get(self, entry_id: str) -> Entry | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM images WHERE id = ?", (entry_id,)).fetchone()
+        return self._entry(row) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _entry(self, row: tuple[Any, ...]) -> Entry:
+        id_, created, tab, model, prompt, seed, width, height, fmt, path, settings = row
+        return Entry(id_, created, tab, model, prompt, seed, width, height, fmt, self.folder / path,
+                     json.loads(settings))
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

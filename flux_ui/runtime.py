@@ -1,0 +1,48 @@
+"""What a running flux-ui holds: settings, the one client, history, and the emulator if used."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flux_ui.client.core import FoundryClient
+from flux_ui.emulator import Emulator, EmulatorConfig
+from flux_ui.history import History
+from flux_ui.settings import Settings
+
+log = logging.getLogger("flux_ui")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    client: FoundryClient
+    history: History
+    emulator: Emulator | None = None
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.client.models
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        self.history.close()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+
+def start_runtime(
+    settings: Settings, emulator_config: EmulatorConfig | None = None, **client_options: object
+) -> Runtime:
+    """Start the emulator when the settings ask for it, then the client and history."""
+    emulator = None
+    if settings.uses_emulator:
+        emulator = Emulator(emulator_config or EmulatorConfig())
+        base_url = emulator.start()
+        settings = settings.with_emulator(base_url, emulator.api_key)
+        log.info("using the local emulator at %s (synthetic images)", base_url)
+    client = FoundryClient(settings, **client_options)  # type: ignore[arg-type]
+    return Runtime(settings=settings, client=client, history=History(settings.output_dir), emulator=emulator)

@@ -1,0 +1,90 @@
+"""Controls built from the registry: one component per parameter name any model takes,
+shown, bounded and defaulted for whichever model is selected."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gradio as gr
+
+from flux_ui.registry import MODELS, AspectRatioSize, ModelSpec, Param, PixelSize
+
+#: Shapes offered as size presets for models that take width and height.
+SIZE_PRESETS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "21:9")
+
+
+def all_param_names(models: Sequence[str] = tuple(MODELS)) -> tuple[str, ...]:
+    """Every parameter any of these models takes, in registry order, seed first."""
+    names: list[str] = []
+    for model_id in models:
+        for p in MODELS[model_id].all_params:
+            if p.name not in names:
+                names.append(p.name)
+    return tuple(sorted(names, key=lambda n: (n != "seed", n not in ("width", "height", "aspect_ratio"))))
+
+
+def first_declaration(name: str) -> Param:
+    return next(p for spec in MODELS.values() for p in spec.all_params if p.name == name)
+
+
+def make_component(p: Param) -> gr.components.Component:
+    """An unrendered-in-place component for a parameter (bounds are set per model later)."""
+    common: dict[str, Any] = {"label": p.label, "info": p.help, "visible": False, "key": f"param-{p.name}",
+                              "elem_id": f"param-{p.name}"}
+    if p.name == "seed":
+        return gr.Number(value=None, precision=0, minimum=p.minimum, maximum=p.maximum, **common)
+    if p.name in ("width", "height"):
+        return gr.Number(value=p.default, precision=0, step=p.step, **common)
+    if p.kind == "aspect_ratio":
+        return gr.Dropdown(choices=list(p.choices), value=p.default, allow_custom_value=True, **common)
+    if p.kind in ("int", "float"):
+        return gr.Slider(minimum=p.minimum, maximum=p.maximum, step=p.step, value=p.default, **common)
+    if p.kind == "bool":
+        return gr.Checkbox(value=bool(p.default), **common)
+    if p.kind == "choice":
+        return gr.Radio(choices=list(p.choices), value=p.default, **common)
+    return gr.Textbox(value=p.default, lines=1, **common)
+
+
+def update_for(spec: ModelSpec, name: str) -> dict[str, Any]:
+    """A gr.update that shows, bounds and resets one control for a model (or hides it)."""
+    p = spec.param(name)
+    if p is None:
+        return gr.update(visible=False)
+    change: dict[str, Any] = {"visible": True, "label": p.label, "info": p.help}
+    if name == "seed":
+        return gr.update(**change)
+    if name in ("width", "height") or p.kind in ("int", "float"):
+        change.update(value=p.default, minimum=p.minimum, maximum=p.maximum, step=p.step)
+    elif p.kind in ("choice", "aspect_ratio"):
+        change.update(value=p.default, choices=list(p.choices))
+    else:
+        change.update(value=p.default)
+    return gr.update(**change)
+
+
+def preset_sizes(spec: ModelSpec) -> list[tuple[str, str]]:
+    """(label, "WxH") size presets on the model's grid near its default pixel count."""
+    rule = spec.size
+    if not isinstance(rule, PixelSize):
+        return []
+    from flux_ui.registry import parse_aspect_ratio
+
+    target = rule.default[0] * rule.default[1]
+    out = []
+    for text in SIZE_PRESETS:
+        ratio = parse_aspect_ratio(text)
+        assert ratio is not None
+        w = int((target * ratio[0] / ratio[1]) ** 0.5) // rule.multiple * rule.multiple
+        h = int((target * ratio[1] / ratio[0]) ** 0.5) // rule.multiple * rule.multiple
+        if rule.max_side and max(w, h) > rule.max_side:
+            scale = rule.max_side / max(w, h)
+            w, h = int(w * scale) // rule.multiple * rule.multiple, int(h * scale) // rule.multiple * rule.multiple
+        if min(w, h) >= rule.min_side:
+            out.append((f"{text}  ·  {w}×{h}", f"{w}x{h}"))
+    return out
+
+
+def size_kind(spec: ModelSpec) -> str:
+    return "ratio" if isinstance(spec.size, AspectRatioSize) else "pixels"

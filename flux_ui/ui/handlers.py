@@ -1,0 +1,75 @@
+"""What the tabs do, as plain async functions of plain values (no Gradio in here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flux_ui.client.core import GenerationResult, ProgressEvent
+from flux_ui.client.validation import GenerationRequest
+from flux_ui.history import Entry
+from flux_ui.registry import MODELS, Route
+from flux_ui.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Generated:
+    result: GenerationResult
+    entry: Entry
+
+    @property
+    def path(self) -> str:
+        return str(self.entry.path)
+
+
+def collect_params(model: str, values: Mapping[str, Any], randomize_seed: bool = False) -> dict[str, Any]:
+    """The values of the controls the model takes, without the empty ones the client fills."""
+    spec = MODELS[model]
+    params: dict[str, Any] = {}
+    for name, value in values.items():
+        p = spec.param(name)
+        if p is None:
+            continue
+        if value is None or (name == "seed" and randomize_seed) or (p.kind == "aspect_ratio" and value == ""):
+            continue  # the client fills the model's default (a fresh seed, for the seed)
+        params[name] = value
+    return params
+
+
+async def generate(
+    runtime: Runtime,
+    model: str,
+    prompt: str,
+    params: Mapping[str, Any],
+    references: Sequence[bytes] = (),
+    route: Route | None = None,
+    tab: str = "text-to-image",
+    on_event: Callable[[ProgressEvent], None] | None = None,
+) -> Generated:
+    """Send one request through the shared client and save the image before returning it."""
+    request = GenerationRequest(model=model, prompt=prompt, references=tuple(references), params=dict(params),
+                                route=route)
+    result = await runtime.client.generate(request, on_event)
+    entry = runtime.history.save(result, tab)
+    return Generated(result, entry)
+
+
+def caption(result: GenerationResult) -> str:
+    """One line a person reads under the image: what, how big, which seed, how long, how much."""
+    spec = MODELS[result.model]
+    parts = [f"**{spec.display_name}**", f"{result.info.width}×{result.info.height} {result.format.upper()}"]
+    if result.seed is not None:
+        parts.append(f"seed {result.seed}")
+    parts.append(f"{result.timings.total_s:.1f} s")
+    if result.timings.paced_s >= 0.05:
+        parts.append(f"{result.timings.paced_s:.1f} s waiting for quota")
+    if result.attempts > 1:
+        parts.append(f"{result.attempts} attempts")
+    if result.cost_estimate_usd is not None:
+        parts.append(f"≈ ${result.cost_estimate_usd:.3f}")
+    if result.service_cost is not None:
+        parts.append(f"service cost {result.service_cost:g}")
+    lines = [" · ".join(parts)]
+    lines += [f"- {note}" for note in (*result.adjustments, *result.warnings)]
+    return "\n".join(lines)
