@@ -9,6 +9,7 @@ dropped back into flux-ui restores its settings even without the database.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 from flux_ui.client.core import GenerationResult
 from flux_ui.images import embed_metadata
 
+log = logging.getLogger("flux_ui.history")
 DB_NAME = "history.sqlite3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -101,7 +103,7 @@ class History:
         created = time.time()
         entry_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + "-" + uuid.uuid4().hex[:8]
         settings = settings_of(result, tab, extra)
-        data = embed_metadata(result.image, settings)
+        data = _labelled(result.image, settings)
         day = self.folder / time.strftime("%Y-%m-%d", time.localtime(created))
         day.mkdir(exist_ok=True)
         path = day / f"{entry_id}.{'jpg' if result.format == 'jpeg' else result.format}"
@@ -146,6 +148,23 @@ class History:
         id_, created, tab, model, prompt, seed, width, height, fmt, path, settings = row
         return Entry(id_, created, tab, model, prompt, seed, width, height, fmt, self.folder / path,
                      json.loads(settings))
+
+
+#: A JPEG metadata segment holds 64 KB; a FLUX.2 prompt may be longer. The file then
+#: carries the first part of the prompt and the index keeps all of it.
+EMBEDDED_PROMPT_LIMIT = 8_000
+
+
+def _labelled(image: bytes, settings: Mapping[str, Any]) -> bytes:
+    try:
+        return embed_metadata(image, settings)
+    except ValueError:
+        short = {**settings, "prompt": str(settings["prompt"])[:EMBEDDED_PROMPT_LIMIT], "prompt_truncated": True}
+        try:
+            return embed_metadata(image, short)
+        except ValueError:
+            log.warning("saved an image without embedded settings: they do not fit in its metadata")
+            return image
 
 
 def _write_whole(path: Path, data: bytes) -> None:
