@@ -45,15 +45,20 @@ class Quota:
 
 
 class SlidingWindow:
-    """Send times of the last window; pure arithmetic on a caller-supplied clock."""
+    """Send times of the last window; pure arithmetic on a caller-supplied clock.
 
-    def __init__(self, quota: Quota) -> None:
+    ``margin_s`` keeps a used slot a little longer than the window: the service counts a
+    request when it arrives, which is later than when it was sent, and by a varying amount.
+    """
+
+    def __init__(self, quota: Quota, margin_s: float = 0.0) -> None:
         self.quota = quota
+        self.margin_s = margin_s
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
 
     def _expire(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - self.quota.window_s:
+        while self._sent and self._sent[0] <= now - self.quota.window_s - self.margin_s:
             self._sent.popleft()
 
     def wait_time(self, now: float) -> float:
@@ -63,7 +68,7 @@ class SlidingWindow:
         if len(self._sent) >= self.quota.requests:
             # The slot frees when the request that used it leaves the window.
             oldest = self._sent[len(self._sent) - self.quota.requests]
-            wait = oldest + self.quota.window_s - now
+            wait = oldest + self.quota.window_s + self.margin_s - now
         return max(wait, self._blocked_until - now, 0.0)
 
     def available(self, now: float) -> int:
@@ -91,7 +96,7 @@ class Pacer:
 
     def __init__(self, quota: Quota, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] = asyncio.sleep) -> None:
-        self.window = SlidingWindow(quota)
+        self.window = SlidingWindow(quota, margin_s=pacing_margin(quota))
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
@@ -126,6 +131,11 @@ class Pacer:
             next_slot_in=self.window.wait_time(now),
             waiting=self.waiting,
         )
+
+
+def pacing_margin(quota: Quota) -> float:
+    """How long past its window flux-ui keeps a slot: 5 % of the window, within 0.1–0.5 s."""
+    return min(0.5, max(0.1, 0.05 * quota.window_s))
 
 
 @dataclass(frozen=True)

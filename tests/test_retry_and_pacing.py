@@ -8,7 +8,7 @@ import email.utils
 import pytest
 
 from flux_ui.client.retry import MAX_BACKOFF_S, backoff, decide_retry, parse_retry_after
-from flux_ui.pacing import Pacer, Quota, SlidingWindow
+from flux_ui.pacing import Pacer, Quota, SlidingWindow, pacing_margin
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
@@ -111,6 +111,14 @@ def test_sliding_window_arithmetic() -> None:
     assert w.available(12.0) == 2
 
 
+def test_the_margin_keeps_a_slot_past_its_window() -> None:
+    w = SlidingWindow(Quota(1, 1.0), margin_s=0.1)
+    w.record(0.0)
+    assert w.wait_time(1.0) == pytest.approx(0.1) and w.available(1.05) == 0 and w.available(1.1) == 1
+    assert pacing_margin(Quota(20, 5.0)) == 0.25
+    assert pacing_margin(Quota(4, 0.5)) == 0.1 and pacing_margin(Quota.from_rpm(6)) == 0.5
+
+
 def test_block_until_holds_everything_back() -> None:
     w = SlidingWindow(Quota(5, 1.0))
     w.block_until(3.0)
@@ -142,9 +150,10 @@ async def test_pacer_spreads_a_burst_without_exceeding_the_quota() -> None:
         sent.append(clock.now)
 
     await asyncio.gather(*(one() for _ in range(6)))
-    assert sent == [0.0, 0.0, 8.0, 8.0, 16.0, 16.0]  # 2 per 8 s, never more, no time wasted
+    # 2 per 8 s, never more, and no time wasted beyond the 0.4 s arrival margin
+    assert sent == pytest.approx([0.0, 0.0, 8.4, 8.4, 16.8, 16.8])
     status = pacer.status()
-    assert status.available == 0 and status.next_slot_in == pytest.approx(8.0) and status.waiting == 0
+    assert status.available == 0 and status.next_slot_in == pytest.approx(8.4) and status.waiting == 0
 
 
 async def test_pacer_status_counts_available_slots() -> None:
