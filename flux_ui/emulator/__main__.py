@@ -1,0 +1,91 @@
+"""``python -m flux_ui.emulator``: run the emulator on its own and print how to point flux-ui at it.
+
+The printed lines are ``NAME=value`` so a shell or a test can read them; the key is printed
+because pointing a client at the emulator is the whole purpose (it is a local, throwaway key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import secrets
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from flux_ui.emulator.config import EmulatorConfig, Fault
+from flux_ui.emulator.runner import bind_socket, uvicorn_config
+from flux_ui.emulator.server import create_app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m flux_ui.emulator",
+        description="A local stand-in for the FLUX models on Microsoft Foundry (synthetic images).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (loopback unless --allow-remote)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--api-key", default=None, help="the key clients must send; a random one when left out")
+    parser.add_argument("--schnell-key", default=None, help="a separate key for /score (default: the same key)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="add S seconds to every answer")
+    parser.add_argument("--polling", action="store_true", help="answer the BFL route BFL-natively (id + polling_url)")
+    parser.add_argument("--no-retry-after", action="store_true", help="send 429s without Retry-After headers")
+    parser.add_argument("--url-results", action="store_true", help="Image API answers carry url instead of b64_json")
+    parser.add_argument("--no-quotas", action="store_true", help="do not enforce the deployments' quotas")
+    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not _is_loopback(args.host) and not args.allow_remote:
+        print(f"refusing to listen on {args.host}: the emulator is for loopback use; "
+              "add --allow-remote if you really mean it", file=sys.stderr)
+        return 2
+    config = EmulatorConfig(
+        api_key=args.api_key or secrets.token_urlsafe(24),
+        schnell_key=args.schnell_key,
+        host=args.host,
+        port=args.port,
+        bfl_style="polling" if args.polling else "sync",
+        retry_after_header=not args.no_retry_after,
+        image_api_result="url" if args.url_results else "b64_json",
+        enforce_quotas=not args.no_quotas,
+        faults={"*": [Fault("latency", seconds=args.latency)]} if args.latency > 0 else {},
+    )
+    try:
+        sock = bind_socket(config.host, config.port)
+    except OSError as exc:
+        print(f"cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    print(f"AZURE_ENDPOINT={base}")
+    print(f"AZURE_API_KEY={config.api_key}")
+    print(f"FLUX_SCHNELL_ENDPOINT={base}/score")
+    print(f"FLUX_SCHNELL_KEY={config.schnell_key or config.api_key}")
+    print("# flux-ui emulator serving synthetic images; Ctrl+C stops it.", flush=True)
+    server = uvicorn.Server(uvicorn_config(create_app(config)))
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
