@@ -367,3 +367,14 @@ def own_emulator(**config: object) -> Iterator[Emulator]:
         yield emulator
     finally:
         emulator.stop()
+
+
+@pytest.mark.parametrize(("status", "kind"), [(400, e.BadRequestError), (403, e.PermissionDeniedError),
+                                              (422, e.BadRequestError)])
+async def test_final_statuses_are_reported_once(emu: Emulator, status: int, kind: type[e.ServiceError]) -> None:
+    emu.set_faults("FLUX.2-pro", [Fault("status", status=status, count=1)])
+    async with client_for(emu) as client:
+        with pytest.raises(kind) as info:
+            await client.generate(req("FLUX.2-pro"))
+    assert type(info.value) is kind and info.value.status == status
+    assert len(generation_log(emu)) == 1
