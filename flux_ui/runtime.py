@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flux_ui.client.core import FoundryClient
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.history import History
+from flux_ui.pacing import Quota
 from flux_ui.settings import Settings
 
 log = logging.getLogger("flux_ui")
@@ -35,14 +37,23 @@ class Runtime:
 
 
 def start_runtime(
-    settings: Settings, emulator_config: EmulatorConfig | None = None, **client_options: object
+    settings: Settings,
+    emulator_config: EmulatorConfig | None = None,
+    quotas: Mapping[str, Quota] | None = None,
+    **client_options: object,
 ) -> Runtime:
-    """Start the emulator when the settings ask for it, then the client and history."""
+    """Start the emulator when the settings ask for it, then the client and history.
+
+    ``quotas`` overrides the emulated deployments' quotas on both sides (tests use short ones).
+    """
     emulator = None
     if settings.uses_emulator:
-        emulator = Emulator(emulator_config or EmulatorConfig())
+        config = emulator_config or EmulatorConfig()
+        if quotas:
+            config.quotas = {**config.quotas, **quotas}
+        emulator = Emulator(config)
         base_url = emulator.start()
-        settings = settings.with_emulator(base_url, emulator.api_key)
+        settings = settings.with_emulator(base_url, emulator.api_key, quotas)
         log.info("using the local emulator at %s (synthetic images)", base_url)
     client = FoundryClient(settings, **client_options)  # type: ignore[arg-type]
     return Runtime(settings=settings, client=client, history=History(settings.output_dir), emulator=emulator)

@@ -53,7 +53,11 @@ VARIABLES: tuple[tuple[str, str, str, str], ...] = (
     ("FLUX_OUTPUT_DIR", "outputs", "/data/flux-outputs", "Where generated images and the history database go."),
     ("FLUX_EMULATOR", "auto", "on",
      "auto: the local emulator when nothing is configured; on: always; off: never."),
+    ("FLUX_UI_USERS", "(none: no login)", "alice:long-passphrase-1,bob:long-passphrase-2",
+     "Login accounts for the page and the API, user:password pairs; required for --share or a public host."),
 )
+
+MIN_PASSWORD_LEN = 10
 
 
 class SettingsError(FluxError):
@@ -88,6 +92,7 @@ class Settings:
     image_api_path: ImageApiPath = "deployment"
     endpoint: str | None = None
     notes: tuple[str, ...] = field(default=())
+    logins: tuple[tuple[str, Secret], ...] = ()  # (user, password) pairs for the page and the API
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deployments", MappingProxyType(dict(self.deployments)))
@@ -183,6 +188,23 @@ def _choice(env: Mapping[str, str], var: str, allowed: tuple[str, ...], default:
     return value
 
 
+def _parse_logins(text: str, problems: list[str]) -> tuple[tuple[str, Secret], ...]:
+    example = "FLUX_UI_USERS=alice:long-passphrase-1,bob:long-passphrase-2"
+    logins: list[tuple[str, Secret]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        user, sep, password = item.partition(":")
+        if not sep or not user.strip():
+            problems.append(f"FLUX_UI_USERS needs user:password pairs separated by commas; for example {example}")
+        elif len(password) < MIN_PASSWORD_LEN:
+            problems.append(f"FLUX_UI_USERS: the password for {user.strip()!r} is shorter than {MIN_PASSWORD_LEN} "
+                            f"characters; for example {example}")
+        else:
+            logins.append((user.strip(), Secret(password)))
+    return tuple(logins)
+
+
 def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
     """Settings from ``env`` (the process environment by default) over a ``.env`` file."""
     import os
@@ -199,6 +221,7 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
     image_api_path = _choice(env, "FLUX_IMAGE_API_PATH", ("model", "deployment"), "deployment", problems)
     api_version = env.get("FLUX_API_VERSION") or "preview"
     output_dir = Path(env.get("FLUX_OUTPUT_DIR") or "outputs")
+    logins = _parse_logins(env.get("FLUX_UI_USERS", ""), problems)
 
     endpoint_text = env.get("AZURE_ENDPOINT", "")
     schnell_text = env.get("FLUX_SCHNELL_ENDPOINT", "")
@@ -212,6 +235,7 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
             deployments={},
             output_dir=output_dir,
             api_version=api_version,
+            logins=logins,
             notes=("No Azure configuration found: using the local emulator, whose images are synthetic. "
                    "Set AZURE_ENDPOINT and AZURE_API_KEY (or AZURE_AUTH=entra) to use your Foundry resource.",),
         )
@@ -270,4 +294,5 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
         api_version=api_version,
         image_api_path=image_api_path,  # type: ignore[arg-type]
         endpoint=endpoint,
+        logins=logins,
     )

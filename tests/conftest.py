@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+# Gradio reads these at import: keep its uploads and cache out of the machine's /tmp/gradio
+# and never call home from a test run.
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="flux-ui-gradio-"))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 import io
 import json
-import os
 import threading
 import time
 from collections.abc import Callable

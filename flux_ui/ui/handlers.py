@@ -24,8 +24,13 @@ class Generated:
 
 
 def collect_params(model: str, values: Mapping[str, Any], randomize_seed: bool = False) -> dict[str, Any]:
-    """The values of the controls the model takes, without the empty ones the client fills."""
-    spec = MODELS[model]
+    """The values of the controls the model takes, without the empty ones the client fills.
+
+    For a model flux-ui does not know, nothing is dropped: the client then names the problem.
+    """
+    spec = MODELS.get(model) if isinstance(model, str) else None
+    if spec is None:
+        return {k: v for k, v in values.items() if v is not None}
     params: dict[str, Any] = {}
     for name, value in values.items():
         p = spec.param(name)

@@ -1,38 +1,40 @@
-"""The text-to-image tab: layout and wiring only; the work is in handlers."""
+"""The text-to-image tab: layout and wiring only; the work is in handlers and progress."""
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import gradio as gr
 
 from flux_ui.client.errors import FluxError
 from flux_ui.registry import MODELS
-from flux_ui.runtime import Runtime
-from flux_ui.ui import handlers
+from flux_ui.ui import handlers, progress
+from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
 from flux_ui.ui.controls import all_param_names, first_declaration, make_component, preset_sizes, update_for
 
-
-def text_models(runtime: Runtime) -> list[str]:
-    return [m for m in runtime.models if MODELS[m].text_to_image]
+TAB = "text-to-image"
 
 
-def build(runtime: Runtime, demo: gr.Blocks) -> None:
-    models = text_models(runtime)
+def text_models(models: tuple[str, ...]) -> list[str]:
+    return [m for m in models if MODELS[m].text_to_image]
+
+
+def build(ctx: TabContext) -> TabHandle:
+    runtime = ctx.runtime
+    models = text_models(runtime.models)
     names = all_param_names(models)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            model = gr.Dropdown(
-                choices=[(MODELS[m].display_name, m) for m in models], value=models[0] if models else None,
-                label="Model", info=MODELS[models[0]].summary if models else "No model is configured.",
-                elem_id="t2i-model",
-            )
+            model = gr.Dropdown(choices=model_choices(models), value=models[0], label="Model",
+                                info=MODELS[models[0]].summary, elem_id="t2i-model")
             prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="t2i-prompt",
                                 placeholder="A red fox in an autumn forest, morning light, 35 mm photo",
-                                info="Ctrl+Enter to generate.")
-            run = gr.Button("Generate", variant="primary", elem_id="t2i-run")
-            status = gr.Markdown("", elem_id="t2i-status")
+                                info="Ctrl+Enter (⌘+Enter) generates.")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="t2i-run", scale=3)
+                stop = gr.Button("Stop", variant="stop", elem_id="t2i-stop", scale=1, visible=False)
+            status = gr.Markdown("", elem_id="t2i-status", elem_classes=["flux-status"])
             presets = gr.Dropdown(label="Size preset", choices=[], value=None, elem_id="t2i-preset",
                                   info="Pick a shape; width and height below can be fine-tuned.")
             randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="t2i-randomize")
@@ -43,18 +45,20 @@ def build(runtime: Runtime, demo: gr.Blocks) -> None:
         with gr.Column(scale=3, min_width=320):
             image = gr.Image(label="Result", type="filepath", interactive=False, elem_id="t2i-image",
                              buttons=["download", "fullscreen"], height=560)
-            info = gr.Markdown("Your image appears here.", elem_id="t2i-info")
+            info = gr.Markdown("Your image appears here, saved to History as it arrives.", elem_id="t2i-info")
             reuse = gr.Button("Reuse this seed", size="sm", visible=False, elem_id="t2i-reuse")
             used_seed = gr.State(None)
+
+    control_list = list(controls.values())
 
     def on_model(model_id: str) -> list[Any]:
         spec = MODELS[model_id]
         choices = preset_sizes(spec)
-        return [gr.update(info=spec.summary),
-                gr.update(choices=choices, value=None, visible=bool(choices))] + [
+        return [gr.update(info=spec.summary), gr.update(choices=choices, value=None, visible=bool(choices))] + [
             update_for(spec, n) for n in names]
 
-    model.change(on_model, model, [model, presets, *controls.values()], api_visibility="private")
+    model.input(on_model, model, [model, presets, *control_list], api_visibility="private")
+    ctx.demo.load(on_model, model, [model, presets, *control_list], api_visibility="private")
 
     def on_preset(value: str | None) -> list[Any]:
         if not value:
@@ -65,34 +69,58 @@ def build(runtime: Runtime, demo: gr.Blocks) -> None:
     if "width" in controls:
         presets.change(on_preset, presets, [controls["width"], controls["height"]], api_visibility="private")
 
-    async def generate(model_id: str, prompt_text: str, randomize_seed: bool, *values: Any) -> tuple[Any, ...]:
-        """Generate one image from a prompt; returns the saved file, a caption, and a message.
+    async def generate(model_id: str, prompt_text: str, randomize_seed: bool, *values: Any) -> AsyncIterator[tuple]:
+        """Generate one image from a prompt with the chosen model.
 
-        Parameters after ``randomize_seed`` are the registry's parameters by name; a model
-        ignores those it does not take. Errors come back as the message, inputs untouched.
+        Returns the saved image file (the service's original bytes and format), a caption with
+        size, seed, time and cost, and a status message. Parameters after ``randomize_seed``
+        are the capability registry's, by name; a model ignores those it does not take, and
+        None means the model's default. A bad input comes back as the message, nothing sent.
         """
         params = handlers.collect_params(model_id, dict(zip(names, values, strict=True)), randomize_seed)
+        busy = (gr.update(), gr.update(), "", gr.update(), None, gr.update(visible=True))
         try:
-            done = await handlers.generate(runtime, model_id, prompt_text, params)
+            async for step in progress.stream(runtime, model_id, prompt_text, params, tab=TAB):
+                if isinstance(step, str):
+                    yield (*busy[:2], step, *busy[3:])
+                else:
+                    result = step.result
+                    yield (step.path, handlers.caption(result), "", gr.update(visible=result.seed is not None),
+                           result.seed, gr.update(visible=False))
         except FluxError as err:
-            return gr.update(), gr.update(), f"⚠️ {err}", gr.update(), None
-        result = done.result
-        return (done.path, handlers.caption(result), "", gr.update(visible=result.seed is not None), result.seed)
+            yield gr.update(), gr.update(), error_text(err), gr.update(), None, gr.update(visible=False)
 
     generate.__signature__ = named_signature(  # type: ignore[attr-defined]
         ["model", "prompt"], {"randomize_seed": True, **dict.fromkeys(names)}  # None: the model's default
     )
-    inputs = [model, prompt, randomize, *controls.values()]
-    outputs = [image, info, status, reuse, used_seed]
-    run.click(generate, inputs, outputs, api_name="generate")
-    prompt.submit(generate, inputs, outputs, api_visibility="private")
+    inputs = [model, prompt, randomize, *control_list]
+    outputs = [image, info, status, reuse, used_seed, stop]
+    # preprocess=False: values reach the handler as sent, and the client's validation, which
+    # knows each model's own bounds, answers bad ones; Gradio would check them against the
+    # bounds the controls were built with, whichever model that was.
+    event = run.click(generate, inputs, outputs, api_name="generate", preprocess=False)
+    key_event = prompt.submit(generate, inputs, outputs, api_visibility="private", preprocess=False)
+    stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event, key_event],
+               api_visibility="private")
     reuse.click(lambda s: (gr.update(value=s), gr.update(value=False)), used_seed,
                 [controls["seed"], randomize], api_visibility="private")
-    demo.load(on_model, model, [model, presets, *controls.values()], api_visibility="private")
 
+    def apply(settings: Mapping[str, Any]) -> list[Any]:
+        """Load a saved image's model, prompt, seed and parameters back into this tab."""
+        model_id = settings.get("model")
+        if model_id not in models:
+            return [gr.update()] * (3 + len(control_list))
+        spec = MODELS[model_id]
+        params = dict(settings.get("params") or {})
+        if isinstance(settings.get("seed"), int):
+            params["seed"] = settings["seed"]
+        updates = []
+        for name in names:
+            base = update_for(spec, name)
+            if name in params and spec.param(name) is not None:
+                base["value"] = params[name]
+            updates.append(base)
+        return [gr.update(value=model_id), gr.update(value=settings.get("prompt", "")),
+                gr.update(value="seed" not in params), *updates]
 
-def named_signature(required: list[str], optional: dict[str, Any]) -> inspect.Signature:
-    """A signature with these names and defaults, so the API lists them instead of param_3…"""
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    return inspect.Signature([inspect.Parameter(n, kind) for n in required]
-                             + [inspect.Parameter(n, kind, default=d) for n, d in optional.items()])
+    return TabHandle(tab_id="t2i", name=TAB, outputs=[model, prompt, randomize, *control_list], apply=apply)

@@ -1,0 +1,83 @@
+"""Running a generation while telling the person what is happening.
+
+:func:`stream` runs one request through the shared client and yields a status line every
+half second (elapsed time; waiting for quota, sent, or retrying) until the image is saved,
+then yields the result. If the person presses Stop, Gradio cancels the generator and the
+request is abandoned; :data:`STOPPED` is what the tab then says, honestly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from flux_ui.client.core import ProgressEvent
+from flux_ui.pacing import PacerStatus
+from flux_ui.registry import MODELS, Route
+from flux_ui.runtime import Runtime
+from flux_ui.ui import handlers
+
+TICK_S = 0.5
+STOPPED = ("⏹ Stopped waiting. If the request had already been sent, the service may still finish it "
+           "and bill it; flux-ui will not show or save that image.")
+
+
+def status_line(model: str, event: ProgressEvent | None, elapsed: float) -> str:
+    name = MODELS[model].display_name
+    if event is None:
+        return f"⏳ {elapsed:.1f} s · preparing the request for {name}"
+    if event.stage == "paced":
+        left = max(0.0, event.wait_s - (elapsed - event.elapsed_s))
+        return f"⏳ {elapsed:.1f} s · paced: waiting {left:.1f} s for a quota slot on {name}"
+    if event.stage == "retrying":
+        left = max(0.0, event.wait_s - (elapsed - event.elapsed_s))
+        return f"⏳ {elapsed:.1f} s · retrying in {left:.1f} s (attempt {event.attempt + 1}): {event.message}"
+    if event.stage in ("sent", "polling", "downloading"):
+        attempt = f", attempt {event.attempt}" if event.attempt > 1 else ""
+        return f"⏳ {elapsed:.1f} s · sent to {name}{attempt}; generating"
+    return f"⏳ {elapsed:.1f} s · {event.message}"
+
+
+async def stream(
+    runtime: Runtime,
+    model: str,
+    prompt: str,
+    params: Mapping[str, Any],
+    references: Sequence[bytes] = (),
+    route: Route | None = None,
+    tab: str = "text-to-image",
+) -> AsyncIterator[str | handlers.Generated]:
+    """Yield status lines, then the saved result; errors (FluxError) propagate."""
+    events: list[ProgressEvent] = []
+    start = time.monotonic()
+    task = asyncio.create_task(
+        handlers.generate(runtime, model, prompt, params, references, route, tab, on_event=events.append)
+    )
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=TICK_S)
+            if done:
+                break
+            yield status_line(model, events[-1] if events else None, time.monotonic() - start)
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()  # the person pressed Stop: stop waiting for the service
+
+
+def quota_line(model: str, status: PacerStatus | None) -> str:
+    name = MODELS[model].display_name
+    if status is None:
+        return f"**{name}**: not paced"
+    q = status.quota
+    free = f"{status.available} of {q.requests} free now"
+    nxt = "" if status.available else f", next in {status.next_slot_in:.1f} s"
+    queued = f", {status.waiting} waiting" if status.waiting else ""
+    return f"**{name}**: {free}{nxt}{queued} ({q.rpm:g} RPM)"
+
+
+def quota_panel(runtime: Runtime) -> str:
+    """One line per deployment: requests available now and when the next slot opens."""
+    return "\n".join(f"- {quota_line(m, runtime.client.pacing(m))}" for m in runtime.models)

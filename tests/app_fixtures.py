@@ -1,0 +1,106 @@
+"""The app as people and programs meet it: launched on a free port over the emulator, with
+its outputs in a temporary folder; and a headless Chromium page (Debian's, via Playwright).
+
+Test modules import what they use: ``from app_fixtures import app, page, running_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from flux_ui.emulator import Emulator, EmulatorConfig
+from flux_ui.pacing import Quota
+from flux_ui.registry import MODELS
+from flux_ui.runtime import Runtime, start_runtime
+from flux_ui.settings import load_settings
+from flux_ui.ui import CSS, HEAD, THEME, build_demo
+from flux_ui.ui.launch import launch_options
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+#: Quotas no test reaches unless it asks for a tight one.
+FAST = {m: Quota(1000, 1.0) for m in MODELS}
+
+
+@dataclass
+class AppUnderTest:
+    url: str
+    runtime: Runtime
+    demo: gr.Blocks
+    outputs: Path
+
+    @property
+    def emulator(self) -> Emulator:
+        assert self.runtime.emulator is not None
+        return self.runtime.emulator
+
+
+@contextmanager
+def running_app(outputs: Path, env: dict[str, str] | None = None, emulator: EmulatorConfig | None = None,
+                quotas: dict[str, Quota] | None = None) -> Iterator[AppUnderTest]:
+    """Launch flux-ui in this process the way app.py does, on a free port."""
+    settings = load_settings({"FLUX_OUTPUT_DIR": str(outputs), **(env or {})}, dotenv_path=None)
+    runtime = start_runtime(settings, emulator or EmulatorConfig(rng_seed=3), {**FAST, **(quotas or {})})
+    demo = build_demo(runtime)
+    options = launch_options(runtime.settings, "127.0.0.1", 0, False, False)
+    options.pop("server_port")
+    demo.queue(default_concurrency_limit=32).launch(prevent_thread_lock=True, quiet=True, theme=THEME, css=CSS,
+                                                    head=HEAD, **options)
+    try:
+        yield AppUnderTest(demo.local_url.rstrip("/"), runtime, demo, outputs)
+    finally:
+        demo.close()
+        runtime.close_sync()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppUnderTest]:
+    with running_app(tmp_path_factory.mktemp("outputs")) as running:
+        yield running
+
+
+def chromium_or_skip() -> str:
+    """Debian's Chromium; missing is a failure in CI (which installs it) and a skip elsewhere."""
+    if os.path.exists(CHROMIUM) and shutil.which("chromium"):
+        return CHROMIUM
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: .ci/run installs Debian's chromium before the tests")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    path = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save a full-page screenshot into docs/screenshots/ (the README shows them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path
