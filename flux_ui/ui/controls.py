@@ -4,6 +4,7 @@ shown, bounded and defaulted for whichever model is selected."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -26,6 +27,24 @@ def all_param_names(models: Sequence[str] = tuple(MODELS)) -> tuple[str, ...]:
 
 def first_declaration(name: str) -> Param:
     return next(p for spec in MODELS.values() for p in spec.all_params if p.name == name)
+
+
+def merged_declaration(name: str) -> Param:
+    """The parameter with every model's bounds and choices together.
+
+    A component is built once with these, so Gradio's own checks refuse only values no model
+    takes; each model's narrower range is the client's to check, with its clearer message.
+    """
+    declared = [p for spec in MODELS.values() for p in spec.all_params if p.name == name]
+    first = declared[0]
+    if first.kind in ("int", "float"):
+        lows = [p.minimum for p in declared if p.minimum is not None]
+        highs = [max(p.maximum or 0, p.edit_maximum or 0) for p in declared if p.maximum is not None]
+        return replace(first, minimum=min(lows), maximum=max(highs))
+    if first.choices:
+        choices = tuple(dict.fromkeys(c for p in declared for c in p.choices))
+        return replace(first, choices=choices)
+    return first
 
 
 def make_component(p: Param) -> gr.components.Component:

@@ -11,7 +11,7 @@ from flux_ui.client.errors import FluxError
 from flux_ui.registry import MODELS
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
-from flux_ui.ui.controls import all_param_names, first_declaration, make_component, preset_sizes, update_for
+from flux_ui.ui.controls import all_param_names, make_component, merged_declaration, preset_sizes, update_for
 
 TAB = "text-to-image"
 
@@ -41,7 +41,7 @@ def build(ctx: TabContext) -> TabHandle:
             controls: dict[str, Any] = {}
             with gr.Accordion("Parameters", open=True):
                 for name in names:
-                    controls[name] = make_component(first_declaration(name))
+                    controls[name] = make_component(merged_declaration(name))
         with gr.Column(scale=3, min_width=320):
             image = gr.Image(label="Result", type="filepath", interactive=False, elem_id="t2i-image",
                              buttons=["download", "fullscreen"], height=560)
