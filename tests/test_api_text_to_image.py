@@ -7,7 +7,7 @@ from pathlib import Path
 from gradio_client import Client
 from PIL import Image
 
-from app_fixtures import AppUnderTest, app  # noqa: F401 (fixture)
+from app_fixtures import AppUnderTest
 from flux_ui.images import read_metadata
 
 
@@ -36,7 +36,7 @@ def test_generate_refuses_bad_input_without_sending(app: AppUnderTest) -> None:
 
 def test_a_model_with_a_wider_range_is_not_held_to_another_models_bounds(app: AppUnderTest) -> None:
     client = Client(app.url, verbose=False)
-    path, caption, status = client.predict(model="FLUX.1-Kontext-pro", prompt="a bridge", safety_tolerance=6,
+    path, _, status = client.predict(model="FLUX.1-Kontext-pro", prompt="a bridge", safety_tolerance=6,
                                            api_name="/generate")
     assert status == "" and path
     assert app.emulator.requests()[-1]["params"]["safety_tolerance"] == 6

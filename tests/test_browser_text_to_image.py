@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app_fixtures import AppUnderTest, app, browser, page, screenshot  # noqa: F401 (fixtures)
+from app_fixtures import AppUnderTest, screenshot
 from flux_ui.registry import MODELS
 
 pytestmark = pytest.mark.browser
