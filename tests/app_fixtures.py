@@ -47,12 +47,12 @@ class AppUnderTest:
 
 @contextmanager
 def running_app(outputs: Path, env: dict[str, str] | None = None, emulator: EmulatorConfig | None = None,
-                quotas: dict[str, Quota] | None = None) -> Iterator[AppUnderTest]:
+                quotas: dict[str, Quota] | None = None, mcp: bool = False) -> Iterator[AppUnderTest]:
     """Launch flux-ui in this process the way app.py does, on a free port."""
     settings = load_settings({"FLUX_OUTPUT_DIR": str(outputs), **(env or {})}, dotenv_path=None)
     runtime = start_runtime(settings, emulator or EmulatorConfig(rng_seed=3), {**FAST, **(quotas or {})})
     demo = build_demo(runtime)
-    options = launch_options(runtime.settings, "127.0.0.1", 0, False, False)
+    options = launch_options(runtime.settings, "127.0.0.1", 0, False, mcp)
     options.pop("server_port")
     demo.queue(default_concurrency_limit=32).launch(prevent_thread_lock=True, quiet=True, theme=THEME, css=CSS,
                                                     head=HEAD, **options)
