@@ -13,10 +13,10 @@ from flux_ui.images import read_metadata
 
 def test_generate_returns_the_saved_original(app: AppUnderTest) -> None:
     client = Client(app.url, verbose=False)
-    path, caption, status = client.predict(model="FLUX-1.1-pro", prompt="a heron in fog", randomize_seed=False,
+    path, caption, status, seed = client.predict(model="FLUX-1.1-pro", prompt="a heron in fog", randomize_seed=False,
                                            seed=7, width=1000, height=770, output_format="png",
                                            api_name="/generate")
-    assert status == ""
+    assert status == "" and seed == 7
     img = Image.open(path)
     assert img.format == "PNG" and img.size == (992, 768)
     assert "seed 7" in caption and "992×768" in caption and "rounded" in caption
@@ -29,20 +29,29 @@ def test_generate_returns_the_saved_original(app: AppUnderTest) -> None:
 def test_generate_refuses_bad_input_without_sending(app: AppUnderTest) -> None:
     client = Client(app.url, verbose=False)
     before = len(app.emulator.requests())
-    _, _, status = client.predict(model="FLUX.2-flex", prompt="x", guidance=42, api_name="/generate")
+    _, _, status, _ = client.predict(model="FLUX.2-flex", prompt="x", guidance=42, api_name="/generate")
     assert "Guidance must be a number from 1.5 to 10" in status
     assert len(app.emulator.requests()) == before
 
 
 def test_a_model_with_a_wider_range_is_not_held_to_another_models_bounds(app: AppUnderTest) -> None:
     client = Client(app.url, verbose=False)
-    path, _, status = client.predict(model="FLUX.1-Kontext-pro", prompt="a bridge", safety_tolerance=6,
+    path, _, status, _ = client.predict(model="FLUX.1-Kontext-pro", prompt="a bridge", safety_tolerance=6,
                                            api_name="/generate")
     assert status == "" and path
     assert app.emulator.requests()[-1]["params"]["safety_tolerance"] == 6
 
 
+def test_a_random_seed_is_returned_and_reproduces_the_image(app: AppUnderTest) -> None:
+    client = Client(app.url, verbose=False)
+    first, _, _, seed = client.predict(model="FLUX.2-pro", prompt="same again", api_name="/generate")
+    again, _, _, seed2 = client.predict(model="FLUX.2-pro", prompt="same again", randomize_seed=False, seed=seed,
+                                        api_name="/generate")
+    assert isinstance(seed, int) and seed2 == seed
+    assert Path(first).read_bytes() != b"" and Image.open(first).tobytes() == Image.open(again).tobytes()
+
+
 def test_unknown_model_is_named(app: AppUnderTest) -> None:
     client = Client(app.url, verbose=False)
-    _, _, status = client.predict(model="FLUX.3-ultra", prompt="x", api_name="/generate")
+    _, _, status, _ = client.predict(model="FLUX.3-ultra", prompt="x", api_name="/generate")
     assert "Unknown model 'FLUX.3-ultra'" in status and "FLUX.2-pro" in status

@@ -72,6 +72,6 @@ def test_login_is_enforced_on_the_page_and_the_api(tmp_path: Path) -> None:
         with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own auth error type
             Client(app.url, verbose=False)
         client = Client(app.url, auth=("alice", "correct-horse-battery"), verbose=False)
-        path, _, status = client.predict(model="FLUX.2-pro", prompt="a guarded fox", api_name="/generate")
+        path, _, status, _ = client.predict(model="FLUX.2-pro", prompt="a guarded fox", api_name="/generate")
         assert status == "" and Path(path).exists()
         assert any(r.get("prompt") == "a guarded fox" for r in app.emulator.requests())

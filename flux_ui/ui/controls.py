@@ -52,7 +52,9 @@ def make_component(p: Param) -> gr.components.Component:
     common: dict[str, Any] = {"label": p.label, "info": p.help, "visible": False, "key": f"param-{p.name}",
                               "elem_id": f"param-{p.name}"}
     if p.name == "seed":
-        return gr.Number(value=None, precision=0, minimum=p.minimum, maximum=p.maximum, **common)
+        # Gradio shows an empty Number as 0, so the box is greyed while seeds are randomized
+        # and shows the seed each image was made with.
+        return gr.Number(value=None, precision=0, minimum=p.minimum, maximum=p.maximum, interactive=False, **common)
     if p.name in ("width", "height"):
         return gr.Number(value=p.default, precision=0, step=p.step, **common)
     if p.kind == "aspect_ratio":

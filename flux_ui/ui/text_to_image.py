@@ -78,23 +78,23 @@ def build(ctx: TabContext) -> TabHandle:
         None means the model's default. A bad input comes back as the message, nothing sent.
         """
         params = handlers.collect_params(model_id, dict(zip(names, values, strict=True)), randomize_seed)
-        busy = (gr.update(), gr.update(), "", gr.update(), None, gr.update(visible=True))
+        keep = gr.update()
         try:
             async for step in progress.stream(runtime, model_id, prompt_text, params, tab=TAB):
                 if isinstance(step, str):
-                    yield (*busy[:2], step, *busy[3:])
+                    yield keep, keep, step, keep, None, gr.update(visible=True), keep
                 else:
                     result = step.result
                     yield (step.path, handlers.caption(result), "", gr.update(visible=result.seed is not None),
-                           result.seed, gr.update(visible=False))
+                           result.seed, gr.update(visible=False), result.seed)
         except FluxError as err:
-            yield gr.update(), gr.update(), error_text(err), gr.update(), None, gr.update(visible=False)
+            yield keep, keep, error_text(err), keep, None, gr.update(visible=False), keep
 
     generate.__signature__ = named_signature(  # type: ignore[attr-defined]
         ["model", "prompt"], {"randomize_seed": True, **dict.fromkeys(names)}  # None: the model's default
     )
     inputs = [model, prompt, randomize, *control_list]
-    outputs = [image, info, status, reuse, used_seed, stop]
+    outputs = [image, info, status, reuse, used_seed, stop, controls["seed"]]
     # preprocess=False: values reach the handler as sent, and the client's validation, which
     # knows each model's own bounds, answers bad ones; Gradio would check them against the
     # bounds the controls were built with, whichever model that was.
@@ -104,6 +104,8 @@ def build(ctx: TabContext) -> TabHandle:
                api_visibility="private")
     reuse.click(lambda s: (gr.update(value=s), gr.update(value=False)), used_seed,
                 [controls["seed"], randomize], api_visibility="private")
+    randomize.change(lambda on: gr.update(interactive=not on), randomize, controls["seed"],
+                     api_visibility="private")
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         """Load a saved image's model, prompt, seed and parameters back into this tab."""
