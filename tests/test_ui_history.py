@@ -150,10 +150,10 @@ async def test_reuse_loads_into_text_to_image_and_leaves_others(runtime: Runtime
     updates, message = reuse_updates(three[1].settings, [t2i, other], runtime.models, {"t2i": "Text to image"})
     assert len(updates) == 1 + len(t2i.outputs) + len(other.outputs)
     assert isinstance(updates[0], gr.Tabs) and updates[0].selected == "t2i"
-    loaded = updates[1:1 + len(t2i.outputs)]
-    assert value_of(loaded[0]) == "FLUX.2-flex" and value_of(loaded[1]) == "a blue heron in fog"
-    assert value_of(loaded[2]) is False  # randomize off: the seed is the entry's
-    assert 22 in [value_of(u) for u in loaded[3:]] and 3.5 in [value_of(u) for u in loaded[3:]]
+    loaded = dict(zip((c.elem_id for c in t2i.outputs), updates[1:1 + len(t2i.outputs)], strict=True))
+    assert value_of(loaded["t2i-model"]) == "FLUX.2-flex" and value_of(loaded["t2i-prompt"]) == "a blue heron in fog"
+    assert value_of(loaded["t2i-randomize"]) is False  # randomize off: the seed is the entry's
+    assert value_of(loaded["param-seed"]) == 22 and value_of(loaded["param-guidance"]) == 3.5
     assert updates[-2:] == [gr.update(), gr.update()]
     assert message == "Loaded FLUX.2 [flex], the prompt and seed 22 into **Text to image**."
 

@@ -15,6 +15,7 @@ CSS = """
 .flux-status p { margin: 0.2rem 0; }
 .flux-status p:has(> :first-child) { font-weight: 600; }
 #quota-panel ul { margin: 0; }
+#history-gallery .caption { max-width: 100%; }
 @media (max-width: 640px) { .flux-hide-narrow { display: none; } }
 """
 

@@ -111,7 +111,7 @@ def build(ctx: TabContext) -> TabHandle:
         """Load a saved image's model, prompt, seed and parameters back into this tab."""
         model_id = settings.get("model")
         if model_id not in models:
-            return [gr.update()] * (3 + len(control_list))
+            return [gr.update()] * (4 + len(control_list))
         spec = MODELS[model_id]
         params = dict(settings.get("params") or {})
         if isinstance(settings.get("seed"), int):
@@ -122,7 +122,9 @@ def build(ctx: TabContext) -> TabHandle:
             if name in params and spec.param(name) is not None:
                 base["value"] = params[name]
             updates.append(base)
-        return [gr.update(value=model_id), gr.update(value=settings.get("prompt", "")),
-                gr.update(value="seed" not in params), *updates]
+        choices = preset_sizes(spec)
+        return [gr.update(value=model_id, info=spec.summary),
+                gr.update(choices=choices, value=None, visible=bool(choices)),
+                gr.update(value=settings.get("prompt", "")), gr.update(value="seed" not in params), *updates]
 
-    return TabHandle(tab_id="t2i", name=TAB, outputs=[model, prompt, randomize, *control_list], apply=apply)
+    return TabHandle(tab_id="t2i", name=TAB, outputs=[model, presets, prompt, randomize, *control_list], apply=apply)
