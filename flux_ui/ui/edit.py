@@ -1,12 +1,316 @@
-"""The Multi-reference edit tab (placeholder until it is built)."""
+"""The "Edit with references" tab: several photos, in order, combined by a FLUX.2 model.
+
+The references are an ordered list of file paths in a ``gr.State``, shown as cards "image 1" …
+"image N" (the names prompts use). The cards are fixed slots, as many as the largest limit,
+shown or hidden, rather than ``@gr.render``: a re-render replaces its event handlers, so a
+second quick click on an arrow reached a handler that no longer existed and was lost. A
+hidden ``gr.File`` mirrors the list so that Generate and the ``/edit`` API endpoint are one
+event with one file input. Layout and wiring only: the list operations are in
+``references``, the request in ``run_edit`` (a plain async generator).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
 
-from flux_ui.ui.common import TabContext, TabHandle
+from flux_ui.client.errors import FluxError, ReferenceImageError, ValidationError
+from flux_ui.registry import MODELS
+from flux_ui.runtime import Runtime
+from flux_ui.ui import handlers, progress, references
+from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
+from flux_ui.ui.controls import all_param_names, make_component, merged_declaration, preset_sizes, update_for
+
+TAB = "edit"
+# Bold arrows that read at button size; U+FE0E asks for the text glyph, not an emoji.
+EARLIER, LATER = "\u2b05\ufe0e", "\u27a1\ufe0e"
+
+
+@dataclass
+class Slot:
+    """One reference card: "image N", its picture and its buttons. Built once, shown as needed."""
+
+    card: gr.Column
+    image: gr.Image
+    unsent: gr.Markdown
+    earlier: gr.Button
+    later: gr.Button
+    replace: gr.UploadButton
+    remove: gr.Button
+
+    @classmethod
+    def build(cls, number: int) -> Slot:
+        with gr.Column(visible=False, min_width=148, scale=0, elem_id=f"edit-card-{number}",
+                       elem_classes=["edit-card"]) as card:
+            image = gr.Image(label=f"image {number}", interactive=False, height=130, buttons=["fullscreen"],
+                             elem_id=f"edit-ref-{number}")
+            unsent = gr.Markdown("⚠️ **not sent**", visible=False, elem_id=f"edit-ref-{number}-unsent")
+            with gr.Row():
+                earlier = gr.Button(EARLIER, size="sm", min_width=0, elem_id=f"edit-ref-{number}-earlier")
+                later = gr.Button(LATER, size="sm", min_width=0, elem_id=f"edit-ref-{number}-later")
+                replace = gr.UploadButton("↻", size="sm", min_width=0, file_types=["image"],
+                                          elem_id=f"edit-ref-{number}-replace")
+                remove = gr.Button("✕", size="sm", min_width=0, variant="stop", elem_id=f"edit-ref-{number}-remove")
+        return cls(card, image, unsent, earlier, later, replace, remove)
+
+    @property
+    def components(self) -> list[Any]:
+        """What :meth:`show` updates, in its order."""
+        return [self.card, self.image, self.unsent, self.earlier, self.later]
+
+    def show(self, path: str | None, index: int, count: int, sent: bool) -> list[Any]:
+        if path is None:
+            return [gr.update(visible=False), None, gr.update(visible=False), gr.update(), gr.update()]
+        return [gr.update(visible=True), path, gr.update(visible=not sent), gr.update(interactive=index > 0),
+                gr.update(interactive=index < count - 1)]
+
+
+def edit_models(models: Sequence[str]) -> list[str]:
+    """The deployed models that combine two or more references."""
+    return [m for m in models if MODELS[m].max_references > 1]
+
+
+def read_references(paths: Sequence[str]) -> list[bytes]:
+    """The files' bytes in slot order; one that has vanished from the cache is named by its slot."""
+    out = []
+    for number, path in enumerate(paths, start=1):
+        try:
+            out.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise ReferenceImageError(f"image {number} can no longer be read ({exc.strerror or exc}); "
+                                      "replace it with the file again", index=number) from exc
+    return out
+
+
+def check_sendable(model: str, paths: Sequence[str], models: Sequence[str]) -> None:
+    """Refuse, before anything is sent, what this tab must never send: never a silent subset."""
+    if model not in models:
+        offered = ", ".join(references.display_name(m) for m in models) or "none deployed"
+        raise ValidationError(f"{references.display_name(model)} does not edit with several reference images; "
+                              f"choose one of: {offered}.", field="model")
+    if not paths:
+        raise ValidationError("Add at least one reference image (Add images, or paste one); to make an image "
+                              "from the prompt alone, use Text to image.", field="references")
+    notice = references.over_limit(paths, model, models)
+    if notice:
+        raise ValidationError(notice, field="references")
+
+
+async def run_edit(runtime: Runtime, model: str, prompt: str, paths: Sequence[str], params: Mapping[str, Any],
+                   models: Sequence[str]) -> AsyncIterator[str | handlers.Generated]:
+    """Status lines, then the saved result; the references go in the order given."""
+    check_sendable(model, paths, models)
+    data = await asyncio.to_thread(read_references, paths)
+    async for step in progress.stream(runtime, model, prompt, params, data, tab=TAB):
+        yield step
+
+
+def reuse_message(count: int) -> str:
+    """What the status says after History's "reuse settings": references are not stored there."""
+    if count == 0:
+        return "Settings loaded. History does not keep reference images: add the reference images again."
+    order = ", in the same order" if count > 1 else ""
+    return (f"Settings loaded. That image was made from {references.count_word(count)} reference "
+            f"image{'s' if count > 1 else ''}, which History does not keep: add the reference images again{order}.")
+
+
+def file_paths(value: Any) -> list[str]:
+    """Gradio hands a multi-file input over as paths (or None when empty)."""
+    if not value:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    return [str(getattr(v, "path", v)) for v in items]
 
 
 def build(ctx: TabContext) -> TabHandle:
-    gr.Markdown("This tab is not built yet.")
-    return TabHandle(tab_id="edit", name="edit")
+    runtime = ctx.runtime
+    models = edit_models(runtime.models)
+    if not models:
+        gr.Markdown("None of the deployed models edits with several reference images: deploy FLUX.2 [pro] "
+                    "or FLUX.2 [flex] and add it to `FLUX_DEPLOYMENTS`.")
+        return TabHandle(tab_id="edit", name=TAB)
+    names = all_param_names(models)
+
+    with gr.Row(equal_height=False):
+        model = gr.Dropdown(choices=model_choices(models), value=models[0], label="Model",
+                            info=MODELS[models[0]].summary, elem_id="edit-model", scale=2, min_width=280)
+        add_many = gr.UploadButton("Add images…", file_count="multiple", file_types=["image"],
+                                   elem_id="edit-add", variant="secondary", scale=1, min_width=160)
+        paste = gr.Image(sources=["clipboard", "upload"], type="filepath", label="Paste or drop one image",
+                         elem_id="edit-paste", height=150, scale=1, min_width=200)
+    refs = gr.State([])
+    # The same list as a file input: what Generate and the /edit endpoint read.
+    refs_files = gr.File(file_count="multiple", file_types=["image"], label="References", visible=False,
+                         elem_id="edit-refs-files")
+    with gr.Column(elem_id="edit-refs", variant="panel"):
+        gr.Markdown("References are sent in the order shown, as *image 1*, *image 2*, …: name them that way in "
+                    f"the prompt. {EARLIER} {LATER} reorder, ↻ replaces one file, ✕ removes.", elem_id="edit-help")
+        summary = gr.Markdown(references.summary([], models[0], models), elem_id="edit-refs-summary")
+        with gr.Row(elem_id="edit-cards"):
+            slots = [Slot.build(number) for number in range(1, max(map(references.limit_of, models)) + 1)]
+        note = gr.Markdown("", elem_id="edit-refs-status", elem_classes=["flux-status"])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="edit-prompt",
+                                placeholder="Put the cat from image 2 on the sofa in image 1, soft window light",
+                                info="Ctrl+Enter (⌘+Enter) generates.")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="edit-run", scale=3)
+                stop = gr.Button("Stop", variant="stop", elem_id="edit-stop", scale=1, visible=False)
+            status = gr.Markdown("", elem_id="edit-status", elem_classes=["flux-status"], label="Status")
+            presets = gr.Dropdown(label="Size preset", choices=[], value=None, elem_id="edit-preset",
+                                  info="Pick a shape; width and height below can be fine-tuned.")
+            randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="edit-randomize")
+            controls: dict[str, Any] = {}
+            with gr.Accordion("Parameters", open=True):
+                for name in names:
+                    controls[name] = make_component(merged_declaration(name))
+                    # make_component's ids are shared with other tabs; ids must be unique on the page.
+                    controls[name].elem_id = f"edit-param-{name}"
+                    controls[name].key = f"edit-param-{name}"
+        with gr.Column(scale=3, min_width=320):
+            image = gr.Image(label="Result", type="filepath", interactive=False, elem_id="edit-image",
+                             buttons=["download", "fullscreen"], height=560)
+            info = gr.Markdown("Your image appears here, saved to History as it arrives.", elem_id="edit-info",
+                               label="Caption")
+            reuse = gr.Button("Reuse this seed", size="sm", visible=False, elem_id="edit-reuse")
+            used_seed = gr.State(None)
+
+    control_list = list(controls.values())
+    view = [summary, *(c for slot in slots for c in slot.components)]
+    ref_outputs = [refs, refs_files, note, *view]
+
+    def show(paths: list[str], model_id: str) -> list[Any]:
+        """The summary and every slot for this list and model (past the limit: marked, never dropped)."""
+        limit = references.limit_of(model_id)
+        updates: list[Any] = [references.summary(paths, model_id, models)]
+        for index, slot in enumerate(slots):
+            updates += slot.show(paths[index] if index < len(paths) else None, index, len(paths), index < limit)
+        return updates
+
+    def emit(paths: list[str], model_id: str, message: str = "") -> list[Any]:
+        return [paths, paths, f"⚠️ {message}" if message else "", *show(paths, model_id)]
+
+    # Every change to the list runs one at a time and none is dropped, so quick clicks on ← add up.
+    serial = {"api_visibility": "private", "show_progress": "hidden", "trigger_mode": "multiple",
+              "concurrency_id": "edit-references", "concurrency_limit": 1}
+
+    def on_move(index: int, offset: int, paths: list[str], model_id: str) -> list[Any]:
+        return emit(references.move(paths, index, offset), model_id)
+
+    def on_remove(index: int, paths: list[str], model_id: str) -> list[Any]:
+        return emit(references.remove(paths, index), model_id)
+
+    def on_replace(index: int, paths: list[str], new: str | None, model_id: str) -> list[Any]:
+        return emit(references.replace(paths, index, new), model_id)
+
+    for index, slot in enumerate(slots):
+        slot.earlier.click(partial(on_move, index, -1), [refs, model], ref_outputs, **serial)
+        slot.later.click(partial(on_move, index, 1), [refs, model], ref_outputs, **serial)
+        slot.remove.click(partial(on_remove, index), [refs, model], ref_outputs, **serial)
+        slot.replace.upload(partial(on_replace, index), [refs, slot.replace, model], ref_outputs, **serial)
+
+    def on_add(paths: list[str], new: Any, model_id: str) -> list[Any]:
+        kept, message = references.add(paths, file_paths(new), model_id)
+        return emit(kept, model_id, message)
+
+    def on_paste(paths: list[str], new: str | None, model_id: str) -> list[Any]:
+        if not new:  # the field clearing itself
+            return [gr.update()] * (len(ref_outputs) + 1)
+        return [*on_add(paths, [new], model_id), None]  # clear the field for the next paste
+
+    add_many.upload(on_add, [refs, add_many, model], ref_outputs, **serial)
+    paste.change(on_paste, [refs, paste, model], [*ref_outputs, paste], **serial)
+    model.change(show, [refs, model], view, **serial)
+
+    def on_model(model_id: str) -> list[Any]:
+        spec = MODELS[model_id]
+        choices = preset_sizes(spec)
+        return [gr.update(info=spec.summary), gr.update(choices=choices, value=None, visible=bool(choices))] + [
+            update_for(spec, n) for n in names]
+
+    model.input(on_model, model, [model, presets, *control_list], api_visibility="private")
+    ctx.demo.load(on_model, model, [model, presets, *control_list], api_visibility="private")
+
+    def on_preset(value: str | None) -> list[Any]:
+        if not value:
+            return [gr.update(), gr.update()]
+        w, h = (int(v) for v in value.split("x"))
+        return [gr.update(value=w), gr.update(value=h)]
+
+    if "width" in controls:
+        presets.change(on_preset, presets, [controls["width"], controls["height"]], api_visibility="private")
+
+    async def generate(model_id: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
+                       *values: Any) -> AsyncIterator[tuple]:
+        """Make one image from a prompt and 1–10 reference images with FLUX.2 [pro] or [flex].
+
+        ``references`` are image files, sent in the order given: the prompt calls them image 1,
+        image 2, … FLUX.2 [pro] takes up to 8, FLUX.2 [flex] up to 10; more is refused, never
+        trimmed. Parameters after ``randomize_seed`` are the capability registry's, by name;
+        a model ignores those it does not take, and None means the model's default. Returns the
+        saved image file (the service's original bytes), a caption, a status message (empty when
+        all went well; the reason when nothing was made) and the seed used.
+        """
+        params = handlers.collect_params(model_id, dict(zip(names, values, strict=True)), randomize_seed)
+        paths = file_paths(reference_files)
+        keep = gr.update()
+        try:
+            async for step in run_edit(runtime, model_id, prompt_text, paths, params, models):
+                if isinstance(step, str):
+                    yield keep, keep, step, keep, None, gr.update(visible=True), keep, None
+                else:
+                    seed = step.result.seed
+                    yield (step.path, handlers.caption(step.result), "", seed, None, gr.update(visible=False),
+                           gr.update(visible=seed is not None), seed)
+        except FluxError as err:
+            # A bad reference is also shown by the references (the API sees it in the status).
+            problem = error_text(err) if isinstance(err, ReferenceImageError) else None
+            yield keep, keep, error_text(err), keep, problem, gr.update(visible=False), keep, None
+
+    generate.__signature__ = named_signature(  # type: ignore[attr-defined]
+        ["model", "prompt", "references"], {"randomize_seed": True, **dict.fromkeys(names)}
+    )
+    inputs = [model, prompt, refs_files, randomize, *control_list]
+    problem = gr.State(None)  # a reference error for the note by the references (a State: not in the API)
+    # The API returns the first four: image, caption, status and the seed used (States and buttons are not in it).
+    outputs = [image, info, status, controls["seed"], problem, stop, reuse, used_seed]
+    # preprocess stays on: Gradio then accepts only files it has itself received as references.
+    event = run.click(generate, inputs, outputs, api_name="edit")
+    key_event = prompt.submit(generate, inputs, outputs, api_visibility="private")
+    for done in (event, key_event):
+        done.then(lambda text: gr.update() if text is None else text, problem, note, api_visibility="private",
+                  show_progress="hidden")
+    stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event, key_event],
+               api_visibility="private")
+    reuse.click(lambda s: (gr.update(value=s), gr.update(value=False)), used_seed,
+                [controls["seed"], randomize], api_visibility="private")
+    randomize.change(lambda on: gr.update(interactive=not on), randomize, controls["seed"],
+                     api_visibility="private")
+
+    def apply(settings: Mapping[str, Any]) -> list[Any]:
+        """Load a saved image's model, prompt, seed and parameters; its references must be added again."""
+        model_id = settings.get("model")
+        if model_id not in models:
+            return [gr.update()] * (4 + len(control_list))
+        spec = MODELS[model_id]
+        params = dict(settings.get("params") or {})
+        if isinstance(settings.get("seed"), int):
+            params["seed"] = settings["seed"]
+        updates = []
+        for name in names:
+            base = update_for(spec, name)
+            if name in params and spec.param(name) is not None:
+                base["value"] = params[name]
+            updates.append(base)
+        message = reuse_message(len(settings.get("references") or []))
+        return [gr.update(value=model_id), gr.update(value=settings.get("prompt", "")),
+                gr.update(value="seed" not in params), *updates, message]
+
+    return TabHandle(tab_id="edit", name=TAB, outputs=[model, prompt, randomize, *control_list, status], apply=apply)

@@ -1,0 +1,179 @@
+"""Editing with references in a real browser: ten for flex, eight for pro, order kept, nothing dropped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from app_fixtures import AppUnderTest, screenshot
+from conftest import SAMPLES, require_shared
+from flux_ui.registry import MODELS
+
+pytestmark = pytest.mark.browser
+
+#: Eleven colours far apart, so each reference is recognised by its mean colour in the log.
+COLOURS = [(230, 25, 25), (25, 230, 25), (25, 25, 230), (230, 230, 25), (230, 25, 230), (25, 230, 230),
+           (120, 25, 25), (25, 120, 25), (25, 25, 120), (120, 120, 25), (120, 25, 120)]
+
+
+@pytest.fixture(scope="module")
+def solid(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    folder = tmp_path_factory.mktemp("references")
+    paths = []
+    for i, colour in enumerate(COLOURS, start=1):
+        path = folder / f"solid-{i:02d}.png"
+        Image.new("RGB", (96, 64), colour).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def colour_of(mean_rgb: list[float]) -> int:
+    """The 1-based number of the solid file a logged reference was."""
+    distances = [sum(abs(a - b) for a, b in zip(mean_rgb, c, strict=True)) for c in COLOURS]
+    assert min(distances) < 12, mean_rgb
+    return distances.index(min(distances)) + 1
+
+
+def open_tab(page, app: AppUnderTest, model: str) -> None:
+    page.goto(app.url)
+    page.get_by_role("tab", name="Edit with references").click()
+    page.wait_for_selector("#edit-refs-summary")
+    if model != page.input_value("#edit-model input"):
+        page.click("#edit-model input")
+        page.get_by_role("option", name=MODELS[model].display_name, exact=True).click()
+    page.wait_for_function("(name) => document.querySelector('#edit-model input').value === name",
+                           arg=MODELS[model].display_name)
+
+
+def add(page, files: list[str]) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.click("#edit-add")
+    chooser.value.set_files(files)
+
+
+def add_and_wait(page, files: list[str], count: int) -> None:
+    add(page, files)
+    page.wait_for_selector(f"#edit-card-{count}")
+
+
+def card_files(page) -> list[str]:
+    """The file name shown in each card, in slot order."""
+    return page.eval_on_selector_all(
+        "[id^='edit-ref-'] img", "imgs => imgs.map(i => decodeURIComponent(i.src).split('/').pop())")
+
+
+def generate(page, app: AppUnderTest, prompt: str) -> dict:
+    """Press Generate and wait for the new caption; the emulator's record of the request."""
+    before = page.inner_text("#edit-info")
+    page.fill("#edit-prompt textarea", prompt)
+    page.click("#edit-run")
+    page.wait_for_function(
+        "(old) => { const t = document.querySelector('#edit-info').innerText; return t !== old && t.includes('seed') }",
+        arg=before)
+    logged = [r for r in app.emulator.requests() if r.get("prompt") == prompt]
+    assert len(logged) == 1 and logged[0]["status"] == 200
+    return logged[0]
+
+
+def test_flex_takes_ten_refuses_an_eleventh_and_switching_to_pro_drops_nothing(app: AppUnderTest, page,
+                                                                               solid: list[str]) -> None:
+    open_tab(page, app, "FLUX.2-flex")
+    add_and_wait(page, solid[:10], 10)
+    add(page, solid[10:])
+    page.wait_for_function("document.querySelector('#edit-refs-status').innerText.includes('not added')")
+    assert "FLUX.2 [flex] takes at most 10 reference images; image 11 was not added" in page.inner_text(
+        "#edit-refs-status")
+    assert page.locator("[id^='edit-card-']").count() == 10  # nothing lost, nothing extra
+    sent = generate(page, app, "ten colours for flex")
+    assert sent["model"] == "FLUX.2-flex" and sent["params"]["steps"] == 50
+    assert [colour_of(r["mean_rgb"]) for r in sent["references"]] == list(range(1, 11))
+    assert page.is_visible("#edit-param-guidance") and page.is_visible("#edit-param-steps")
+
+    # flex → pro with ten: say which will not be sent, and send nothing until that is fixed.
+    page.click("#edit-model input")
+    page.get_by_role("option", name="FLUX.2 [pro]", exact=True).click()
+    notice = "FLUX.2 [pro] takes 8: images 9 and 10 will not be sent; remove two or switch back to FLUX.2 [flex]"
+    page.wait_for_function("(t) => document.querySelector('#edit-refs-summary').innerText.includes(t)", arg=notice)
+    assert page.is_visible("#edit-ref-9-unsent") and page.is_visible("#edit-ref-10-unsent")
+    assert not page.is_visible("#edit-ref-8-unsent")
+    page.wait_for_selector("#edit-param-guidance", state="hidden")  # the controls follow the model too
+    assert page.locator("[id^='edit-card-']").count() == 10  # the switch dropped nothing
+    before = len(app.emulator.requests())
+    page.fill("#edit-prompt textarea", "pro with too many")
+    page.click("#edit-run")
+    page.wait_for_function("(t) => document.querySelector('#edit-status').innerText.includes(t)", arg=notice)
+    assert len(app.emulator.requests()) == before  # refused here, never sent as a subset
+
+    # Remove two: FLUX.2 [pro] then takes the eight.
+    page.click("#edit-ref-10-remove")
+    page.click("#edit-ref-9-remove")
+    page.wait_for_selector("#edit-card-9", state="detached")
+    assert "will not be sent" not in page.inner_text("#edit-refs")
+    sent = generate(page, app, "eight colours for pro")
+    assert sent["model"] == "FLUX.2-pro"
+    assert [colour_of(r["mean_rgb"]) for r in sent["references"]] == list(range(1, 9))
+
+
+def test_reordered_replaced_and_pasted_references_are_sent_as_shown(app: AppUnderTest, page,
+                                                                   solid: list[str]) -> None:
+    open_tab(page, app, "FLUX.2-pro")
+    add_and_wait(page, solid[:4], 4)
+    page.click("#edit-ref-3-earlier")  # image 3 to the front in two quick clicks: neither may be lost
+    page.click("#edit-ref-2-earlier")
+    page.wait_for_function("document.querySelector('#edit-ref-1 img')?.src.includes('solid-03')")
+    assert card_files(page) == ["solid-03.png", "solid-01.png", "solid-02.png", "solid-04.png"]
+
+    with page.expect_file_chooser() as chooser:  # replace image 4 alone
+        page.click("#edit-ref-4-replace")
+    chooser.value.set_files(solid[6])
+    page.wait_for_function("document.querySelector('#edit-ref-4 img')?.src.includes('solid-07')")
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+    page.evaluate("""async (rgb) => {
+        const canvas = Object.assign(document.createElement('canvas'), {width: 48, height: 48});
+        const g = canvas.getContext('2d'); g.fillStyle = `rgb(${rgb})`; g.fillRect(0, 0, 48, 48);
+        const blob = await new Promise(done => canvas.toBlob(done, 'image/png'));
+        await navigator.clipboard.write([new ClipboardItem({'image/png': blob})]);
+    }""", ",".join(map(str, COLOURS[9])))
+    page.click("#edit-paste button:has-text('Paste from Clipboard')")
+    page.wait_for_selector("#edit-card-5")
+    page.wait_for_selector("#edit-paste img", state="detached")  # the paste field cleared itself
+    assert card_files(page)[:4] == ["solid-03.png", "solid-01.png", "solid-02.png", "solid-07.png"]
+
+    sent = generate(page, app, "reordered colours")
+    assert [colour_of(r["mean_rgb"]) for r in sent["references"]] == [3, 1, 2, 7, 10]
+
+
+def test_a_broken_upload_is_named_and_everything_is_kept(app: AppUnderTest, page, solid: list[str],
+                                                         tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(Path(solid[0]).read_bytes()[:60])  # a truncated PNG
+    open_tab(page, app, "FLUX.2-flex")
+    add_and_wait(page, [solid[0], str(broken), solid[1]], 3)
+    before = len(app.emulator.requests())
+    page.fill("#edit-prompt textarea", "with a broken one")
+    page.press("#edit-prompt textarea", "Control+Enter")  # the shortcut presses Generate
+    page.wait_for_function("document.querySelector('#edit-refs-status').innerText.includes('image 2')")
+    assert "image 1" not in page.inner_text("#edit-refs-status")
+    assert len(app.emulator.requests()) == before
+    assert page.locator("[id^='edit-card-']").count() == 3
+    assert page.input_value("#edit-prompt textarea") == "with a broken one"
+
+
+def test_sample_photos_screenshot(app: AppUnderTest, page) -> None:
+    photos = [str(require_shared(SAMPLES / name)) for name in
+              ("chelsea.png", "coffee.png", "astronaut.png", "horse.png", "rocket.jpg")]
+    open_tab(page, app, "FLUX.2-flex")
+    add_and_wait(page, photos, 5)
+    page.click("#edit-ref-3-earlier")  # the astronaut to image 2
+    page.wait_for_function("document.querySelector('#edit-ref-2 img')?.src.includes('astronaut')")
+    sent = generate(page, app, "the astronaut from image 2 holding the coffee from image 3, "
+                               "with the cat from image 1 on a horse, a rocket behind")
+    assert [r["index"] for r in sent["references"]] == [1, 2, 3, 4, 5]
+    assert card_files(page) == ["chelsea.png", "astronaut.png", "coffee.png", "horse.png", "rocket.jpg"]
+    page.wait_for_selector("#edit-image img")
+    screenshot(page, "edit")
+    page.set_viewport_size({"width": 420, "height": 900})
+    screenshot(page, "edit-narrow")
