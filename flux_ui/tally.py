@@ -1,0 +1,76 @@
+"""The blind-comparison tally: how often each model was shown and how often it was picked.
+
+Only blind votes land here (the Compare tab's blind mode), so a name never swayed a vote.
+The counts live in a small SQLite file beside the images, so they survive restarts and
+are shared by every browser session. Each call opens its own short-lived connection under
+a lock: there is nothing to close when the app stops, and concurrent votes cannot lose a
+count (one UPSERT per model, inside one transaction).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+DB_NAME = "tally.sqlite3"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tally (
+    model TEXT PRIMARY KEY,
+    wins INTEGER NOT NULL DEFAULT 0,
+    shown INTEGER NOT NULL DEFAULT 0
+);
+"""
+UPSERT = """
+INSERT INTO tally (model, wins, shown) VALUES (?, ?, 1)
+ON CONFLICT (model) DO UPDATE SET wins = wins + excluded.wins, shown = shown + 1
+"""
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One model's record in blind votes."""
+
+    model: str
+    wins: int
+    shown: int
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.shown if self.shown else 0.0
+
+
+class Tally:
+    """Wins and appearances per model, in ``folder / tally.sqlite3``; safe to share between threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / DB_NAME
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def record(self, winner: str, shown: Sequence[str]) -> None:
+        """Count one blind vote: ``winner`` won, every model in ``shown`` appeared once."""
+        models = list(dict.fromkeys(shown))
+        if len(models) < 2:
+            raise ValueError("a vote needs at least two different models to choose between")
+        if winner not in models:
+            raise ValueError(f"the winner {winner!r} was not among the models shown")
+        with self._connect() as db, db:  # the inner ``db`` is the transaction
+            db.executemany(UPSERT, [(m, int(m == winner)) for m in models])
+
+    def standings(self) -> list[Standing]:
+        """Every model voted on, best win rate first (then most wins, then name)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT model, wins, shown FROM tally").fetchall()
+        found = [Standing(model, wins, shown) for model, wins, shown in rows]
+        return sorted(found, key=lambda s: (-s.win_rate, -s.wins, s.model))
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, closing(sqlite3.connect(self.path, timeout=10.0)) as db:
+            yield db
