@@ -115,7 +115,9 @@ def test_reuse_settings_loads_the_entry_into_its_tab(app: AppUnderTest, page, ma
     page.click("#history-model input")
     page.get_by_role("option", name="FLUX.2 [flex]", exact=True).click()
     page.wait_for_function("document.querySelector('#history-status').innerText.includes('2 images matching')")
-    assert all("heron" in alt for alt in page.eval_on_selector_all(GRID, "els => els.map(e => e.alt)"))
+    # the status line can land a frame before the gallery re-renders: wait for the thumbnails themselves
+    page.wait_for_function(f"[...document.querySelectorAll('{GRID}')].length === 2 && "
+                           f"[...document.querySelectorAll('{GRID}')].every(e => e.alt.includes('heron'))")
 
 
 def test_dropping_a_saved_image_restores_its_settings(app: AppUnderTest, page, made: dict[str, Entry]) -> None:
