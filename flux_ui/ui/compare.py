@@ -501,6 +501,7 @@ def build(ctx: TabContext) -> TabHandle:
         gallery, payload = api_payload(comp)
         return gallery, payload, ""
 
+    compare_api.__name__ = "compare"  # MCP names the tool after the function
     compare_api.__signature__ = named_signature(  # type: ignore[attr-defined]
         ["prompt", "models"], {"aspect_ratio": "1:1", "randomize_seed": True, "seed": None})
     api_trigger.click(compare_api, [prompt, picked, shape, randomize, seed], [api_gallery, api_json, status],

@@ -274,6 +274,7 @@ def build(ctx: TabContext) -> TabHandle:
             problem = error_text(err) if isinstance(err, ReferenceImageError) else None
             yield keep, keep, error_text(err), keep, problem, gr.update(visible=False), keep, None
 
+    generate.__name__ = "edit"  # MCP names the tool after the function
     generate.__signature__ = named_signature(  # type: ignore[attr-defined]
         ["model", "prompt", "references"], {"randomize_seed": True, **dict.fromkeys(names)}
     )

@@ -387,5 +387,6 @@ def build(ctx: TabContext, tabs: gr.Tabs, handles: list[TabHandle]) -> None:
         return api_entries(history, model, text, limit)
 
     # gr.api reads the return annotation unevaluated; this module's annotations are strings.
+    history_api.__name__ = "history"  # MCP names the tool after the function
     history_api.__signature__ = inspect.signature(history_api, eval_str=True)  # type: ignore[attr-defined]
     gr.api(history_api, api_name="history")
