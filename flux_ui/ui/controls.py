@@ -3,7 +3,7 @@ shown, bounded and defaulted for whichever model is selected."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -109,3 +109,29 @@ def preset_sizes(spec: ModelSpec) -> list[tuple[str, str]]:
 
 def size_kind(spec: ModelSpec) -> str:
     return "ratio" if isinstance(spec.size, AspectRatioSize) else "pixels"
+
+
+def saved_values(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A History entry's parameters with its seed, as control values."""
+    params = dict(settings.get("params") or {})
+    if isinstance(settings.get("seed"), int):
+        params["seed"] = settings["seed"]
+    return params
+
+
+def updates_with_values(spec: ModelSpec, names: Sequence[str], values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """update_for each control, carrying the given values where the model takes them."""
+    updates = []
+    for name in names:
+        change = update_for(spec, name)
+        if name in values and spec.param(name) is not None:
+            change["value"] = values[name]
+        updates.append(change)
+    return updates
+
+
+def wire_seed(seed: gr.components.Component, randomize: gr.Checkbox, reuse: gr.Button, used_seed: gr.State) -> None:
+    """The seed box is greyed while randomizing; "reuse this seed" keeps the last one."""
+    reuse.click(lambda s: (gr.update(value=s), gr.update(value=False)), used_seed, [seed, randomize],
+                api_visibility="private")
+    randomize.change(lambda on: gr.update(interactive=not on), randomize, seed, api_visibility="private")

@@ -11,7 +11,16 @@ from flux_ui.client.errors import FluxError
 from flux_ui.registry import MODELS
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
-from flux_ui.ui.controls import all_param_names, make_component, merged_declaration, preset_sizes, update_for
+from flux_ui.ui.controls import (
+    all_param_names,
+    make_component,
+    merged_declaration,
+    preset_sizes,
+    saved_values,
+    update_for,
+    updates_with_values,
+    wire_seed,
+)
 
 TAB = "text-to-image"
 
@@ -102,10 +111,7 @@ def build(ctx: TabContext) -> TabHandle:
     key_event = prompt.submit(generate, inputs, outputs, api_visibility="private", preprocess=False)
     stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event, key_event],
                api_visibility="private")
-    reuse.click(lambda s: (gr.update(value=s), gr.update(value=False)), used_seed,
-                [controls["seed"], randomize], api_visibility="private")
-    randomize.change(lambda on: gr.update(interactive=not on), randomize, controls["seed"],
-                     api_visibility="private")
+    wire_seed(controls["seed"], randomize, reuse, used_seed)
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         """Load a saved image's model, prompt, seed and parameters back into this tab."""
@@ -113,15 +119,8 @@ def build(ctx: TabContext) -> TabHandle:
         if model_id not in models:
             return [gr.update()] * (4 + len(control_list))
         spec = MODELS[model_id]
-        params = dict(settings.get("params") or {})
-        if isinstance(settings.get("seed"), int):
-            params["seed"] = settings["seed"]
-        updates = []
-        for name in names:
-            base = update_for(spec, name)
-            if name in params and spec.param(name) is not None:
-                base["value"] = params[name]
-            updates.append(base)
+        params = saved_values(settings)
+        updates = updates_with_values(spec, names, params)
         choices = preset_sizes(spec)
         return [gr.update(value=model_id, info=spec.summary),
                 gr.update(choices=choices, value=None, visible=bool(choices)),
