@@ -63,3 +63,11 @@ def test_ctrl_enter_generates(app: AppUnderTest, page) -> None:
     page.press("#t2i-prompt textarea", "Control+Enter")
     page.wait_for_function("document.querySelector('#t2i-info').innerText.includes('seed')")
     assert any(r.get("prompt") == "ctrl enter works" for r in app.emulator.requests())
+
+
+def test_the_snap_is_shown_while_typing_a_size(app: AppUnderTest, page) -> None:
+    page.goto(app.url)
+    page.wait_for_selector("#param-width", state="visible")
+    page.fill("#param-width input", "1000")
+    page.press("#param-width input", "Tab")
+    page.wait_for_function("document.querySelector('#t2i-size-note').innerText.includes('992×1024')")

@@ -50,3 +50,12 @@ def test_collect_params_keeps_what_the_model_takes() -> None:
     assert collect_params("FLUX.2-flex", values, randomize_seed=True) == {"guidance": 3.0, "width": 512}
     assert collect_params("FLUX.1-Kontext-pro", values) == {"seed": 5}
     assert collect_params("nope", {"a": 1, "b": None}) == {"a": 1}
+
+
+def test_size_note_shows_the_snap_before_sending() -> None:
+    from flux_ui.ui.handlers import size_note
+
+    assert size_note("FLUX.2-pro", 1000, 1000).startswith("Size 1000×1000 rounded down to 992×992")
+    assert size_note("FLUX.2-pro", 1024, 1024) == "1024×1024, 1.05 MP."
+    assert "Try 2496×1664" in size_note("FLUX.2-pro", 3000, 2000)
+    assert size_note("FLUX.1-Kontext-pro", 1000, 1000) == ""  # sized by aspect ratio

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flux_ui.client.core import GenerationResult, ProgressEvent
-from flux_ui.client.validation import GenerationRequest
+from flux_ui.client.errors import ValidationError
+from flux_ui.client.validation import GenerationRequest, snap_size
 from flux_ui.history import Entry
-from flux_ui.registry import MODELS, Route
+from flux_ui.registry import MODELS, PixelSize, Route
 from flux_ui.runtime import Runtime
 
 
@@ -78,3 +79,15 @@ def caption(result: GenerationResult) -> str:
     lines = [" · ".join(parts)]
     lines += [f"- {note}" for note in (*result.adjustments, *result.warnings)]
     return "\n".join(lines)
+
+
+def size_note(model: str, width: Any, height: Any) -> str:
+    """What the service will make of a width and height, said before anything is sent."""
+    spec = MODELS.get(model)
+    if spec is None or not isinstance(spec.size, PixelSize) or width is None or height is None:
+        return ""
+    try:
+        (w, h), notes = snap_size(spec, width, height)
+    except ValidationError as err:
+        return f"⚠️ {err}"
+    return notes[0] if notes else f"{w}×{h}, {w * h / 1_000_000:.2f} MP."

@@ -51,6 +51,8 @@ def build(ctx: TabContext) -> TabHandle:
             with gr.Accordion("Parameters", open=True):
                 for name in names:
                     controls[name] = make_component(merged_declaration(name))
+                    if name == "height":
+                        size_note = gr.Markdown("", elem_id="t2i-size-note")
         with gr.Column(scale=3, min_width=320):
             image = gr.Image(label="Result", type="filepath", interactive=False, elem_id="t2i-image",
                              buttons=["download", "fullscreen"], height=560)
@@ -77,6 +79,9 @@ def build(ctx: TabContext) -> TabHandle:
 
     if "width" in controls:
         presets.change(on_preset, presets, [controls["width"], controls["height"]], api_visibility="private")
+        for side in (controls["width"], controls["height"]):
+            side.change(handlers.size_note, [model, controls["width"], controls["height"]], size_note,
+                        api_visibility="private", show_progress="hidden")
 
     async def generate(model_id: str, prompt_text: str, randomize_seed: bool, *values: Any) -> AsyncIterator[tuple]:
         """Generate one image from a prompt with the chosen model.
