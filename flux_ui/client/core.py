@@ -194,8 +194,10 @@ class FoundryClient:
                 checked.references, max_pixels=checked.model.max_input_pixels, multiple=16
             )
         prepare_s = self._clock() - start
-        wire = build_request(
-            deployment, checked.route, checked.prompt, checked.params, prepared,
+        # With ten references the body is megabytes of base64: build and encode it off the
+        # event loop, once, so other requests keep moving (and retries resend the same bytes).
+        wire = await asyncio.to_thread(
+            build_request, deployment, checked.route, checked.prompt, checked.params, prepared,
             api_version=self.settings.api_version, image_api_path=self.settings.image_api_path, size=checked.size,
         )
         image, info, answer_meta, attempts, stats = await self._send_with_retries(
@@ -338,7 +340,7 @@ class FoundryClient:
     ) -> tuple[bytes, dict[str, Any]]:
         headers = {**wire.headers, **await auth.headers()}
         response = await self._request(
-            wire.method, wire.url, params=wire.query, json=wire.json_body, data=wire.form, files=wire.files,
+            wire.method, wire.url, params=wire.query, content=wire.content, data=wire.form, files=wire.files,
             headers=headers,
         )
         if response.status_code >= 400:

@@ -48,6 +48,12 @@ class WireRequest:
     files: Mapping[str, tuple[str, bytes, str]] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     shown: Mapping[str, Any] = field(default_factory=dict)  # the body with images summarised
+    content: bytes | None = field(default=None, repr=False)  # json_body, encoded once
+
+    def __post_init__(self) -> None:
+        if self.json_body is not None and self.content is None:
+            object.__setattr__(self, "content", json.dumps(self.json_body, separators=(",", ":")).encode())
+            object.__setattr__(self, "headers", {"Content-Type": "application/json", **self.headers})
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,7 @@ async def generate(
     request = GenerationRequest(model=model, prompt=prompt, references=tuple(references), params=dict(params),
                                 route=route)
     result = await runtime.client.generate(request, on_event)
-    entry = runtime.history.save(result, tab)
+    entry = await asyncio.to_thread(runtime.history.save, result, tab)  # disk and SQLite: off the loop
     return Generated(result, entry)
 
 

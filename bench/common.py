@@ -1,0 +1,185 @@
+"""What every scenario shares: an emulator on loopback, a client pointed at it, timing, the table.
+
+Absolute times on the machines this runs on drift from run to run (two cores, other work
+going on), so no scenario reports a bare time: each measures its own baseline in the same
+run and reports the ratio (design.md, "Measuring"). Medians, not means, because one
+scheduling hiccup should not move the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from flux_ui.client.core import FoundryClient
+from flux_ui.emulator import Emulator, EmulatorConfig, Fault
+from flux_ui.pacing import Quota
+from flux_ui.registry import MODELS
+from flux_ui.settings import load_settings
+
+#: A quota no benchmark reaches unless it asks for a tight one. Set on both sides (emulator
+#: and client) so the defaults (e.g. 2 per 8 s for FLUX.2-pro) do not turn a timing into a wait.
+UNLIMITED = Quota(100_000, 1.0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table.
+
+    ``value`` and ``baseline`` are medians in ``unit``; ``ratio`` is None when the measure is a
+    count or a share with no baseline. ``met`` is None when the measure has no target.
+    """
+
+    scenario: str
+    measure: str
+    value: float
+    unit: str = "s"
+    baseline: float | None = None
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.value / self.baseline
+
+
+def ratio_row(scenario: str, measure: str, value: float, baseline: float, limit: float, unit: str = "s") -> Row:
+    """A row whose target is ``value / baseline ≤ limit``."""
+    ratio = value / baseline if baseline else math.inf
+    return Row(scenario, measure, value, unit, baseline, f"≤ {limit:.2f}×", ratio <= limit)
+
+
+# --- emulator and client ----------------------------------------------------------------------
+
+
+def quotas_for(models: Sequence[str] | None = None, quota: Quota = UNLIMITED,
+               tight: Mapping[str, Quota] | None = None) -> dict[str, Quota]:
+    """One quota per model (every model by default), with ``tight`` overriding some."""
+    return {**{m: quota for m in (models or MODELS)}, **(tight or {})}
+
+
+@contextmanager
+def emulator(latency_s: Mapping[str, float] | None = None, quotas: Mapping[str, Quota] | None = None,
+             enforce_quotas: bool = True, rng_seed: int = 5) -> Iterator[Emulator]:
+    """An emulator on a free loopback port, with a fixed latency per model and the given quotas."""
+    faults = {model: [Fault("latency", seconds=s)] for model, s in (latency_s or {}).items() if s > 0}
+    config = EmulatorConfig(api_key="bench-key", quotas=dict(quotas or quotas_for()),
+                            enforce_quotas=enforce_quotas, faults=faults, rng_seed=rng_seed)
+    emu = Emulator(config)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def client_for(emu: Emulator, quotas: Mapping[str, Quota] | None = None, **options: object) -> FoundryClient:
+    """The project's client pointed at ``emu``, pacing to the same quotas the emulator enforces."""
+    settings = load_settings({}, dotenv_path=None).with_emulator(emu.base_url, emu.api_key,
+                                                                   dict(quotas or emu.config.quotas))
+    return FoundryClient(settings, **options)  # type: ignore[arg-type]
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+async def time_once(fn: Callable[[], Awaitable[object]]) -> float:
+    start = time.perf_counter()
+    await fn()
+    return time.perf_counter() - start
+
+
+async def interleaved(sides: Mapping[str, Callable[[], Awaitable[object]]], reps: int,
+                      warmup: int = 3) -> dict[str, list[float]]:
+    """Time each side ``reps`` times, alternating sides so drift hits them alike.
+
+    Warm-up runs (connections opened, code paths and caches hot) are not counted. The order
+    rotates every round so no side always runs right after the same other one.
+    """
+    names = list(sides)
+    for _ in range(warmup):
+        for name in names:
+            await sides[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(reps):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for name in order:
+            times[name].append(await time_once(sides[name]))
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+class LoopStallMeter:
+    """The longest gap between ticks of a task that wants to run every ``period_s``.
+
+    A gap much longer than the period means something held the event loop (CPU work not
+    moved to a thread); in the app that is every other user's page frozen for that long.
+    """
+
+    def __init__(self, period_s: float = 0.01) -> None:
+        self.period_s = period_s
+        self.max_gap_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(self.period_s)
+            now = time.perf_counter()
+            self.max_gap_s = max(self.max_gap_s, now - last)
+            last = now
+
+    async def __aenter__(self) -> LoopStallMeter:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)  # let the ticker take its first timestamp
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+
+    @property
+    def max_stall_s(self) -> float:
+        """Longest gap beyond the period itself."""
+        return max(0.0, self.max_gap_s - self.period_s)
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "s":
+        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "%":
+        return f"{value:.1f} %"
+    if unit == "MB":
+        return f"{value:.1f} MB"
+    if unit == "count":
+        return f"{value:.0f}"
+    return f"{value:.3g} {unit}".strip()
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as a markdown table: scenario, measure, median, baseline, ratio, target, met?"""
+    lines = ["| scenario | measure | median | baseline median | ratio | target | met? |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "–" if r.ratio is None else f"{r.ratio:.3f}×"
+        met = "–" if r.met is None else ("met" if r.met else "**missed**")
+        lines.append(f"| {r.scenario} | {r.measure} | {_fmt(r.value, r.unit)} | {_fmt(r.baseline, r.unit)} | "
+                     f"{ratio} | {r.target or '–'} | {met} |")
+    return "\n".join(lines)

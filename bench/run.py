@@ -1,0 +1,52 @@
+"""Run the benchmarks and print a markdown table: ``python -m bench.run [--quick] [--only NAME ...]``.
+
+Each scenario starts its own emulator on loopback and measures its own baseline, so the
+scenarios can run in any order or alone. ``--quick`` shrinks every scenario to a second or
+two (what the smoke test runs); its numbers show that the code works, not how fast it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from bench import fanout, load, overhead, pacing, references, startup
+from bench.common import Row, table
+
+SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
+    "overhead": overhead.run,
+    "fanout": fanout.run,
+    "pacing": pacing.run,
+    "references": references.run,
+    "load": load.run,
+    "startup": startup.run,
+}
+
+
+def run(names: Sequence[str], quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    for name in names:
+        start = time.perf_counter()
+        rows.extend(SCENARIOS[name](quick))
+        print(f"# {name}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and repetitions (smoke run)")
+    parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), metavar="NAME",
+                        help=f"run only these scenarios ({', '.join(SCENARIOS)})")
+    args = parser.parse_args(argv)
+    rows = run(args.only or list(SCENARIOS), args.quick)
+    print(f"Python {platform.python_version()}, {platform.machine()}, {time.strftime('%Y-%m-%d %H:%M %Z')}"
+          f"{', quick mode' if args.quick else ''}\n")
+    print(table(rows))
+    return 0 if all(r.met is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
