@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,11 @@ def generate(page, app: AppUnderTest, prompt: str) -> dict:
     page.wait_for_function(
         "(old) => { const t = document.querySelector('#edit-info').innerText; return t !== old && t.includes('seed') }",
         arg=before)
-    logged = [r for r in app.emulator.requests() if r.get("prompt") == prompt]
+    deadline = time.monotonic() + 5  # under load the page can be a step ahead of this test's read
+    while not (logged := [r for r in app.emulator.requests() if r.get("prompt") == prompt]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(logged) == 1 and logged[0]["status"] == 200
     return logged[0]
 

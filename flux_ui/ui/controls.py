@@ -135,3 +135,30 @@ def wire_seed(seed: gr.components.Component, randomize: gr.Checkbox, reuse: gr.B
     reuse.click(lambda s: (gr.update(value=s), gr.update(value=False)), used_seed, [seed, randomize],
                 api_visibility="private")
     randomize.change(lambda on: gr.update(interactive=not on), randomize, seed, api_visibility="private")
+
+
+def wire_model_controls(demo: gr.Blocks, model: gr.Dropdown, presets: gr.Dropdown,
+                        controls: Mapping[str, gr.components.Component]) -> None:
+    """Show, bound and reset the controls for the chosen model (on load and when a person picks
+    one; ``.input``, so History's programmatic reuse keeps the values it loads), and let a size
+    preset fill width and height."""
+    names = list(controls)
+    outputs = [model, presets, *controls.values()]
+
+    def on_model(model_id: str) -> list[Any]:
+        spec = MODELS[model_id]
+        choices = preset_sizes(spec)
+        return [gr.update(info=spec.summary), gr.update(choices=choices, value=None, visible=bool(choices)),
+                *(update_for(spec, n) for n in names)]
+
+    model.input(on_model, model, outputs, api_visibility="private")
+    demo.load(on_model, model, outputs, api_visibility="private")
+
+    def on_preset(value: str | None) -> list[Any]:
+        if not value:
+            return [gr.update(), gr.update()]
+        w, h = (int(v) for v in value.split("x"))
+        return [gr.update(value=w), gr.update(value=h)]
+
+    if "width" in controls:
+        presets.change(on_preset, presets, [controls["width"], controls["height"]], api_visibility="private")

@@ -29,10 +29,9 @@ from flux_ui.ui.controls import (
     all_param_names,
     make_component,
     merged_declaration,
-    preset_sizes,
     saved_values,
-    update_for,
     updates_with_values,
+    wire_model_controls,
     wire_seed,
 )
 
@@ -238,23 +237,7 @@ def build(ctx: TabContext) -> TabHandle:
     paste.change(on_paste, [refs, paste, model], [*ref_outputs, paste], **serial)
     model.change(show, [refs, model], view, **serial)
 
-    def on_model(model_id: str) -> list[Any]:
-        spec = MODELS[model_id]
-        choices = preset_sizes(spec)
-        return [gr.update(info=spec.summary), gr.update(choices=choices, value=None, visible=bool(choices))] + [
-            update_for(spec, n) for n in names]
-
-    model.input(on_model, model, [model, presets, *control_list], api_visibility="private")
-    ctx.demo.load(on_model, model, [model, presets, *control_list], api_visibility="private")
-
-    def on_preset(value: str | None) -> list[Any]:
-        if not value:
-            return [gr.update(), gr.update()]
-        w, h = (int(v) for v in value.split("x"))
-        return [gr.update(value=w), gr.update(value=h)]
-
-    if "width" in controls:
-        presets.change(on_preset, presets, [controls["width"], controls["height"]], api_visibility="private")
+    wire_model_controls(ctx.demo, model, presets, controls)
 
     async def generate(model_id: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
                        *values: Any) -> AsyncIterator[tuple]:

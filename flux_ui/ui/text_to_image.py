@@ -17,8 +17,8 @@ from flux_ui.ui.controls import (
     merged_declaration,
     preset_sizes,
     saved_values,
-    update_for,
     updates_with_values,
+    wire_model_controls,
     wire_seed,
 )
 
@@ -62,23 +62,8 @@ def build(ctx: TabContext) -> TabHandle:
 
     control_list = list(controls.values())
 
-    def on_model(model_id: str) -> list[Any]:
-        spec = MODELS[model_id]
-        choices = preset_sizes(spec)
-        return [gr.update(info=spec.summary), gr.update(choices=choices, value=None, visible=bool(choices))] + [
-            update_for(spec, n) for n in names]
-
-    model.input(on_model, model, [model, presets, *control_list], api_visibility="private")
-    ctx.demo.load(on_model, model, [model, presets, *control_list], api_visibility="private")
-
-    def on_preset(value: str | None) -> list[Any]:
-        if not value:
-            return [gr.update(), gr.update()]
-        w, h = (int(v) for v in value.split("x"))
-        return [gr.update(value=w), gr.update(value=h)]
-
+    wire_model_controls(ctx.demo, model, presets, controls)
     if "width" in controls:
-        presets.change(on_preset, presets, [controls["width"], controls["height"]], api_visibility="private")
         for side in (controls["width"], controls["height"]):
             side.change(handlers.size_note, [model, controls["width"], controls["height"]], size_note,
                         api_visibility="private", show_progress="hidden")
