@@ -59,3 +59,18 @@ def test_size_note_shows_the_snap_before_sending() -> None:
     assert size_note("FLUX.2-pro", 1024, 1024) == "1024×1024, 1.05 MP."
     assert "Try 2496×1664" in size_note("FLUX.2-pro", 3000, 2000)
     assert size_note("FLUX.1-Kontext-pro", 1000, 1000) == ""  # sized by aspect ratio
+
+
+def test_reuse_updates_restore_the_model_its_presets_prompt_and_seed() -> None:
+    from flux_ui.ui.controls import reuse_updates
+
+    spec = MODELS["FLUX.2-flex"]
+    names = ["seed", "guidance", "aspect_ratio"]
+    model, presets, prompt, randomize, seed, guidance, ratio = reuse_updates(
+        spec, names, {"model": "FLUX.2-flex", "prompt": "a heron", "seed": 22, "params": {"guidance": 3.0}})
+    assert model["value"] == "FLUX.2-flex" and model["info"] == spec.summary
+    assert presets["visible"] is True and ("1:1  ·  1024×1024", "1024x1024") in presets["choices"]
+    assert prompt["value"] == "a heron" and randomize["value"] is False
+    assert seed["value"] == 22 and guidance["value"] == 3.0 and ratio == {"__type__": "update", "visible": False}
+    _, _, _, randomize, *_ = reuse_updates(spec, names, {"model": "FLUX.2-flex", "prompt": "x", "params": {}})
+    assert randomize["value"] is True  # no saved seed: keep randomizing

@@ -111,6 +111,20 @@ def size_kind(spec: ModelSpec) -> str:
     return "ratio" if isinstance(spec.size, AspectRatioSize) else "pixels"
 
 
+def model_updates(spec: ModelSpec, select: bool = False) -> list[dict[str, Any]]:
+    """The model dropdown's summary (and value, when ``select``) and its size presets."""
+    choices = preset_sizes(spec)
+    model = gr.update(info=spec.summary, **({"value": spec.id} if select else {}))
+    return [model, gr.update(choices=choices, value=None, visible=bool(choices))]
+
+
+def reuse_updates(spec: ModelSpec, names: Sequence[str], settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A saved image's settings as updates for [model, presets, prompt, randomize, *controls]."""
+    values = saved_values(settings)
+    return [*model_updates(spec, select=True), gr.update(value=settings.get("prompt", "")),
+            gr.update(value="seed" not in values), *updates_with_values(spec, names, values)]
+
+
 def saved_values(settings: Mapping[str, Any]) -> dict[str, Any]:
     """A History entry's parameters with its seed, as control values."""
     params = dict(settings.get("params") or {})
@@ -147,9 +161,7 @@ def wire_model_controls(demo: gr.Blocks, model: gr.Dropdown, presets: gr.Dropdow
 
     def on_model(model_id: str) -> list[Any]:
         spec = MODELS[model_id]
-        choices = preset_sizes(spec)
-        return [gr.update(info=spec.summary), gr.update(choices=choices, value=None, visible=bool(choices)),
-                *(update_for(spec, n) for n in names)]
+        return [*model_updates(spec), *(update_for(spec, n) for n in names)]
 
     model.input(on_model, model, outputs, api_visibility="private")
     demo.load(on_model, model, outputs, api_visibility="private")

@@ -29,8 +29,7 @@ from flux_ui.ui.controls import (
     all_param_names,
     make_component,
     merged_declaration,
-    saved_values,
-    updates_with_values,
+    reuse_updates,
     wire_model_controls,
     wire_seed,
 )
@@ -284,16 +283,13 @@ def build(ctx: TabContext) -> TabHandle:
                api_visibility="private")
     wire_seed(controls["seed"], randomize, reuse, used_seed)
 
+    outputs_for_reuse = [model, presets, prompt, randomize, *control_list, status]
+
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         """Load a saved image's model, prompt, seed and parameters; its references must be added again."""
-        model_id = settings.get("model")
-        if model_id not in models:
-            return [gr.update()] * (4 + len(control_list))
-        spec = MODELS[model_id]
-        params = saved_values(settings)
-        updates = updates_with_values(spec, names, params)
+        if settings.get("model") not in models:
+            return [gr.update()] * len(outputs_for_reuse)
         message = reuse_message(len(settings.get("references") or []))
-        return [gr.update(value=model_id), gr.update(value=settings.get("prompt", "")),
-                gr.update(value="seed" not in params), *updates, message]
+        return [*reuse_updates(MODELS[settings["model"]], names, settings), message]
 
-    return TabHandle(tab_id="edit", name=TAB, outputs=[model, prompt, randomize, *control_list, status], apply=apply)
+    return TabHandle(tab_id="edit", name=TAB, outputs=outputs_for_reuse, apply=apply)

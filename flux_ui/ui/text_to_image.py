@@ -15,9 +15,7 @@ from flux_ui.ui.controls import (
     all_param_names,
     make_component,
     merged_declaration,
-    preset_sizes,
-    saved_values,
-    updates_with_values,
+    reuse_updates,
     wire_model_controls,
     wire_seed,
 )
@@ -103,17 +101,12 @@ def build(ctx: TabContext) -> TabHandle:
                api_visibility="private")
     wire_seed(controls["seed"], randomize, reuse, used_seed)
 
+    outputs_for_reuse = [model, presets, prompt, randomize, *control_list]
+
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         """Load a saved image's model, prompt, seed and parameters back into this tab."""
-        model_id = settings.get("model")
-        if model_id not in models:
-            return [gr.update()] * (4 + len(control_list))
-        spec = MODELS[model_id]
-        params = saved_values(settings)
-        updates = updates_with_values(spec, names, params)
-        choices = preset_sizes(spec)
-        return [gr.update(value=model_id, info=spec.summary),
-                gr.update(choices=choices, value=None, visible=bool(choices)),
-                gr.update(value=settings.get("prompt", "")), gr.update(value="seed" not in params), *updates]
+        if settings.get("model") not in models:
+            return [gr.update()] * len(outputs_for_reuse)
+        return reuse_updates(MODELS[settings["model"]], names, settings)
 
-    return TabHandle(tab_id="t2i", name=TAB, outputs=[model, presets, prompt, randomize, *control_list], apply=apply)
+    return TabHandle(tab_id="t2i", name=TAB, outputs=outputs_for_reuse, apply=apply)
