@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,15 @@ def running_app(outputs: Path, env: dict[str, str] | None = None, emulator: Emul
     finally:
         demo.close()
         runtime.close_sync()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A Runtime over its own emulator, for handler tests that need no web server."""
+    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path / "outputs")}, dotenv_path=None)
+    running = start_runtime(settings, EmulatorConfig(rng_seed=3), FAST)
+    yield running
+    await running.aclose()
 
 
 @pytest.fixture(scope="module")

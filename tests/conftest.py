@@ -24,7 +24,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from app_fixtures import app, browser, page  # noqa: F401  (fixtures every test module may use)
+from app_fixtures import app, browser, page, runtime  # noqa: F401  (fixtures every test module may use)
 from flux_ui.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]

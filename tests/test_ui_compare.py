@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
-from app_fixtures import FAST
-from flux_ui.emulator import EmulatorConfig
 from flux_ui.emulator.config import Fault
 from flux_ui.registry import MODELS, PixelSize
-from flux_ui.runtime import Runtime, start_runtime
-from flux_ui.settings import load_settings
+from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
 from flux_ui.ui import compare
 from flux_ui.ui.common import TabContext
@@ -25,12 +21,6 @@ from flux_ui.ui.controls import SIZE_PRESETS, preset_sizes
 THREE = ["FLUX.2-pro", "FLUX-1.1-pro", "FLUX.2-flex"]
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path / "outputs")}, dotenv_path=None)
-    rt = start_runtime(settings, EmulatorConfig(rng_seed=3), FAST)
-    yield rt
-    await rt.aclose()
 
 
 def latency(rt: Runtime, seconds: dict[str, float]) -> None:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pytest
 
-from app_fixtures import FAST
 from conftest import SAMPLES, require_shared
-from flux_ui.emulator import EmulatorConfig
 from flux_ui.history import Entry
-from flux_ui.runtime import Runtime, start_runtime
-from flux_ui.settings import load_settings
+from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, history_tab, text_to_image
 from flux_ui.ui.common import TabContext, TabHandle
 from flux_ui.ui.history_tab import (
@@ -29,14 +26,6 @@ from flux_ui.ui.history_tab import (
     reuse_updates,
     settings_in_file,
 )
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path / "outputs")}, dotenv_path=None)
-    rt = start_runtime(settings, EmulatorConfig(rng_seed=3), FAST)
-    yield rt
-    await rt.aclose()
 
 
 async def make(rt: Runtime, model: str, prompt: str, seed: int, tab: str = "text-to-image",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,13 +10,10 @@ import gradio as gr
 import pytest
 from PIL import Image, ImageStat
 
-from app_fixtures import FAST
 from conftest import SAMPLES, require_shared
 from flux_ui.client.errors import ContentRefusedError, ValidationError
-from flux_ui.emulator import EmulatorConfig
 from flux_ui.registry import MODELS, Route
-from flux_ui.runtime import Runtime, start_runtime
-from flux_ui.settings import load_settings
+from flux_ui.runtime import Runtime
 from flux_ui.ui import kontext
 from flux_ui.ui.common import TabContext
 from flux_ui.ui.kontext import EditDone, Step
@@ -32,12 +28,6 @@ def mean_rgb(path: str | Path) -> list[float]:
     return [round(v, 1) for v in ImageStat.Stat(img).mean]
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path)}, dotenv_path=None)
-    running = start_runtime(settings, EmulatorConfig(rng_seed=3), FAST)
-    yield running
-    await running.aclose()
 
 
 async def edit(runtime: Runtime, prompt: str, image: str, trail: list[Step], route: Route = Route.BFL,
