@@ -29,7 +29,8 @@ class Fault:
 
     ``kind`` picks what happens; the other fields tune it:
 
-    - ``latency``: wait ``seconds`` plus a uniform draw from ``[0, jitter_s]`` before answering.
+    - ``latency``: answer no sooner than ``seconds`` (plus a uniform draw from ``[0, jitter_s]``) after
+      the request arrived; the image is rendered within that time.
       Latency faults stack with each other and with one other fault.
     - ``status``: answer ``status`` with the route's error body (``message`` overrides the text).
       For 429, ``retry_after`` (None: the emulator-wide switch) decides whether ``Retry-After``

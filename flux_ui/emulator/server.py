@@ -248,8 +248,30 @@ async def _generate(
     outcome = draw.outcome
     if outcome is None or outcome.kind != "status":
         state.quotas.try_consume(deployment, spec.id)
-    if draw.latency_s > 0:
-        await asyncio.sleep(draw.latency_s)
+    # Latency is the service's whole time to answer: the image is rendered within it, as a real
+    # deployment generates within its own time, so concurrent requests do not queue behind the
+    # emulator's CPU (which a remote service would not share with the caller).
+    answer_at = time.monotonic() + draw.latency_s
+    try:
+        return await _answer(request, state, record, plan, route, deployment, outcome, polling, url_result,
+                             schnell_accept)
+    finally:
+        await _sleep_until(answer_at)
+
+
+async def _sleep_until(moment: float) -> None:
+    remaining = moment - time.monotonic()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+
+
+async def _answer(
+    request: Request, state: EmulatorState, record: RequestRecord, plan: Plan, route: str, deployment: str,
+    outcome: Fault | None, polling: bool, url_result: bool, schnell_accept: OutputFormat | None,
+) -> Response:
+    """The answer a drawn outcome calls for, with no latency of its own."""
+    cfg = state.config
+    spec = plan.spec
     if outcome is not None and outcome.kind == "status":
         raise _status_fault(state, outcome, route, deployment, spec)
 
