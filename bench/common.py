@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import secrets
 import statistics
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 from flux_ui.client.core import FoundryClient
 from flux_ui.emulator import Emulator, EmulatorConfig, Fault
@@ -80,7 +86,57 @@ def emulator(latency_s: Mapping[str, float] | None = None, quotas: Mapping[str, 
         emu.stop()
 
 
-def client_for(emu: Emulator, quotas: Mapping[str, Quota] | None = None, **options: object) -> FoundryClient:
+@dataclass(frozen=True)
+class EmulatorProcess:
+    """An emulator in a process of its own: its CPU work then competes with the app's only for
+    cores, not for the app's GIL, as a remote service's would not compete at all."""
+
+    base_url: str
+    api_key: str
+    pid: int
+
+    @property
+    def config(self) -> EmulatorConfig:  # what client_for reads: quotas are lifted in that process
+        return EmulatorConfig(api_key=self.api_key, quotas=quotas_for(), enforce_quotas=False)
+
+    def cpu_s(self) -> float:
+        return process_cpu_s(self.pid)
+
+
+@contextmanager
+def emulator_process(latency_s: float = 0.0) -> Iterator[EmulatorProcess]:
+    """``python -m flux_ui.emulator`` on a free loopback port, quotas off, every model ``latency_s``."""
+    key = secrets.token_urlsafe(24)
+    argv = [sys.executable, "-m", "flux_ui.emulator", "--port", "0", "--api-key", key, "--no-quotas",
+            "--latency", str(latency_s)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        base = ""
+        for line in proc.stdout:  # the NAME=value lines it prints once listening
+            if line.startswith("AZURE_ENDPOINT="):
+                base = line.split("=", 1)[1].strip()
+            if line.startswith("#"):
+                break
+        if not base:
+            raise RuntimeError(f"the emulator exited ({proc.poll()}) before printing its address")
+        # Keep reading what it prints (its access log): a full pipe would block it mid-answer.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield EmulatorProcess(base, key, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client_for(emu: Emulator | EmulatorProcess, quotas: Mapping[str, Quota] | None = None,
+               **options: object) -> FoundryClient:
     """The project's client pointed at ``emu``, pacing to the same quotas the emulator enforces."""
     settings = load_settings({}, dotenv_path=None).with_emulator(emu.base_url, emu.api_key,
                                                                    dict(quotas or emu.config.quotas))

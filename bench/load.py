@@ -1,26 +1,32 @@
 """App under load: many ``gradio_client`` users generating through one running flux-ui.
 
-The app is launched in this process the way ``app.py`` launches it (``start_runtime``,
-``build_demo``, ``launch_options``, the same queue settings) on a free port, over an emulator
-whose FLUX.2-pro answers after a fixed latency (0.5 s). Quotas are lifted on both sides: the
-scenario is about what the app adds when busy, and pacing has its own scenario.
+Three processes, as in real use: the app, launched in this process the way ``app.py`` launches
+it (``build_demo``, ``launch_options``, the same queue settings); the service, an emulator in a
+process of its own whose answers leave 0.5 s after each request arrives; and the users, threads
+with their own ``gradio_client.Client`` in a third process (``python -m bench.load URL ...``).
+In real use the service and the users are on other machines; here all three share two cores,
+so the CPU each used per request is reported too. Quotas are lifted: pacing has its own scenario.
 
-Baseline: one user alone, in the same run, its requests one after another. Each user is a
-thread with its own ``Client``, created before timing starts (its start-up fetches the API).
+Baseline: one user alone, in the same run, its requests one after another.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import UNLIMITED, Row, quotas_for, ratio_row
+from bench.common import UNLIMITED, EmulatorProcess, Row, emulator_process, quotas_for, ratio_row
 
 NAME = "app under load"
 MODEL = "FLUX.2-pro"
@@ -28,17 +34,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 @contextmanager
-def launched_app(outputs: Path, latency_s: float) -> Iterator[str]:
-    """flux-ui on a free loopback port over its emulator; yields the app's URL."""
-    from flux_ui.emulator import EmulatorConfig, Fault
-    from flux_ui.runtime import start_runtime
+def launched_app(outputs: Path, service: EmulatorProcess) -> Iterator[str]:
+    """flux-ui on a free loopback port, its client pointed at ``service``; yields the app's URL."""
+    from flux_ui.client.core import FoundryClient
+    from flux_ui.history import History
+    from flux_ui.runtime import Runtime
     from flux_ui.settings import load_settings
     from flux_ui.ui import CSS, HEAD, THEME, build_demo
     from flux_ui.ui.launch import launch_options
 
-    settings = load_settings({"FLUX_OUTPUT_DIR": str(outputs)}, dotenv_path=None)
-    config = EmulatorConfig(rng_seed=3, faults={MODEL: [Fault("latency", seconds=latency_s)]})
-    runtime = start_runtime(settings, config, quotas_for(quota=UNLIMITED))
+    settings = load_settings({"FLUX_OUTPUT_DIR": str(outputs)}, dotenv_path=None).with_emulator(
+        service.base_url, service.api_key, quotas_for(quota=UNLIMITED))
+    runtime = Runtime(settings, FoundryClient(settings), History(settings.output_dir))
     demo = build_demo(runtime)
     options = launch_options(runtime.settings, "127.0.0.1", 0, False, False)
     options.pop("server_port")
@@ -49,6 +56,9 @@ def launched_app(outputs: Path, latency_s: float) -> Iterator[str]:
     finally:
         demo.close()
         runtime.close_sync()
+
+
+# --- the users' process -------------------------------------------------------------------------
 
 
 def _user(url: str, images: int, latencies: list[float], failures: list[str], start: threading.Barrier) -> None:
@@ -68,23 +78,49 @@ def _user(url: str, images: int, latencies: list[float], failures: list[str], st
         latencies.append(time.perf_counter() - t0)
 
 
-def _users(url: str, users: int, images: int) -> tuple[list[float], list[str], float]:
+def users_main(argv: Sequence[str] | None = None) -> int:
+    """Run the users and print one JSON line: latencies, failures, wall time, this process's CPU."""
+    parser = argparse.ArgumentParser(prog="python -m bench.load")
+    parser.add_argument("url")
+    parser.add_argument("users", type=int)
+    parser.add_argument("images", type=int)
+    args = parser.parse_args(argv)
     latencies: list[float] = []
     failures: list[str] = []
-    barrier = threading.Barrier(users + 1)
-    threads = [threading.Thread(target=_user, args=(url, images, latencies, failures, barrier)) for _ in range(users)]
+    barrier = threading.Barrier(args.users + 1)
+    threads = [threading.Thread(target=_user, args=(args.url, args.images, latencies, failures, barrier))
+               for _ in range(args.users)]
     for t in threads:
         t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
+    barrier.wait()  # every Client has fetched the API: only the generations are timed
+    cpu, t0 = time.process_time(), time.perf_counter()
     for t in threads:
         t.join()
-    return latencies, failures, time.perf_counter() - t0
+    print(json.dumps({"latencies": latencies, "failures": failures, "wall": time.perf_counter() - t0,
+                      "cpu": time.process_time() - cpu}))
+    return 0
 
 
-def _cpu_s() -> float:
-    """CPU seconds this process (app, emulator and users alike) has used, all threads."""
-    return time.process_time()
+# --- the scenario -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    latencies: list[float]
+    failures: list[str]
+    wall_s: float
+    users_cpu_s: float
+    app_cpu_s: float
+    service_cpu_s: float
+
+
+def _round(url: str, service: EmulatorProcess, users: int, images: int) -> Round:
+    app_cpu, service_cpu = time.process_time(), service.cpu_s()
+    out = subprocess.run([sys.executable, "-m", "bench.load", url, str(users), str(images)], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return Round(result["latencies"], result["failures"], result["wall"], result["cpu"],
+                 time.process_time() - app_cpu, service.cpu_s() - service_cpu)
 
 
 def p95(values: list[float]) -> float:
@@ -93,19 +129,27 @@ def p95(values: list[float]) -> float:
 
 def run(quick: bool = False) -> list[Row]:
     users, images, latency = (3, 2, 0.1) if quick else (20, 10, 0.5)
-    with tempfile.TemporaryDirectory(prefix="flux-bench-") as folder, launched_app(Path(folder), latency) as url:
-        _users(url, 1, 2)  # warm-up
-        alone, alone_failures, _ = _users(url, 1, images)
-        cpu = _cpu_s()
-        loaded, failures, wall = _users(url, users, images)
-        cpu = _cpu_s() - cpu
+    with (tempfile.TemporaryDirectory(prefix="flux-bench-") as folder, emulator_process(latency) as service,
+          launched_app(Path(folder), service) as url):
+        _round(url, service, 1, 2)  # warm-up
+        alone = _round(url, service, 1, images)
+        loaded = _round(url, service, users, images)
     total = users * images
-    ok = total - len(failures)
+    ok = total - len(loaded.failures)
+    per = {name: cpu / total for name, cpu in
+           (("app", loaded.app_cpu_s), ("service", loaded.service_cpu_s), ("users", loaded.users_cpu_s))}
     return [
         ratio_row(NAME, f"{users} users × {images} images ({latency:g} s latency): p95 vs one user's p95",
-                  p95(loaded), p95(alone), 1.5),
+                  p95(loaded.latencies), p95(alone.latencies), 1.5),
         Row(NAME, f"{users} users × {images} images: succeeded (one user alone: "
-                  f"{len(alone) - len(alone_failures)}/{len(alone)})", ok, "count", None, f"{total}", ok == total),
-        Row(NAME, f"{users} users × {images} images: wall time (ideal {images * latency:g} s + work)", wall, "s"),
-        Row(NAME, "CPU per request, whole process (app + emulator + users share one GIL)", cpu / total, "s"),
+                  f"{len(alone.latencies) - len(alone.failures)}/{len(alone.latencies)})", ok, "count", None,
+            f"{total}", ok == total),
+        Row(NAME, f"{users} users × {images} images: wall time (ideal {images * latency:g} s + work)",
+            loaded.wall_s, "s"),
+        Row(NAME, "CPU per request: app process (service: {service:.0f} ms, users: {users:.0f} ms, in their own "
+                  "processes)".format(**{k: v * 1000 for k, v in per.items()}), per["app"], "s"),
     ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(users_main())

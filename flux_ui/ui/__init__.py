@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from flux_ui.runtime import Runtime
-from flux_ui.ui import compare, edit, history_tab, kontext, progress, text_to_image
+from flux_ui.ui import compare, edit, history_tab, kontext, progress, sessions, text_to_image
 from flux_ui.ui.common import TabContext, TabHandle
 
 CSS = """
@@ -67,4 +67,5 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                 handles.append(compare.build(ctx))
             with gr.Tab("History", id="history"):
                 history_tab.build(ctx, tabs, handles)  # type: ignore[call-arg]
+    sessions.cache_upload_schemas(demo)
     return demo
