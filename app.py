@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from flux_ui.ui.launch import exposure_problem, launch_options
 
-    if problem := exposure_problem(args.host, args.share, settings):
+    if problem := exposure_problem(args.host, args.share, settings, args.mcp):
         print(f"flux-ui will not start: {problem}", file=sys.stderr)
         return 2
     from flux_ui.runtime import start_runtime

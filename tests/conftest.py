@@ -9,6 +9,8 @@ import tempfile
 # and never call home from a test run.
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="flux-ui-gradio-"))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# gradio_client's huggingface_hub fetches a registry from huggingface.co; CI has no such network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import io
 import json

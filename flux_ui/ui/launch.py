@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
+from flux_ui.history import DB_NAME
 from flux_ui.settings import Settings
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 MAX_UPLOAD = "50mb"  # per file; references are downscaled to 4 MP before sending anyway
+#: SQLite's companions of the history index, which sit in the served outputs folder.
+DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def is_loopback(host: str) -> bool:
@@ -20,9 +24,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def exposure_problem(host: str, share: bool, settings: Settings) -> str | None:
-    """Why this launch would let strangers spend the owner's quota, or None."""
+def exposure_problem(host: str, share: bool, settings: Settings, mcp: bool = False) -> str | None:
+    """Why this launch would let strangers spend the owner's quota or read what the login guards, or None."""
     if settings.logins:
+        if mcp:
+            # Gradio 6.31 mounts its MCP routes outside the login: the tool list answers anyone, and
+            # tool calls fail for everyone, signed in or not.
+            return ("--mcp cannot be combined with FLUX_UI_USERS: Gradio's MCP server does not check the login, so "
+                    "its tool list would answer anyone and its tools would not work for your users either. "
+                    "Drop --mcp and call the API with gradio_client and auth=(user, password), or run --mcp "
+                    "on the default 127.0.0.1 without FLUX_UI_USERS.")
         return None
     if share:
         return ("--share publishes flux-ui on a public link, and anyone with the link could spend your quota. "
@@ -33,6 +44,13 @@ def exposure_problem(host: str, share: bool, settings: Settings) -> str | None:
     return None
 
 
+def never_served(settings: Settings) -> list[str]:
+    """Files Gradio must not serve even inside an allowed folder: the history index (its images are
+    served one by one) and the .env holding the key, in case the outputs folder is the app's own."""
+    database = settings.output_dir.resolve() / DB_NAME
+    return [str(Path(".env").resolve()), *(f"{database}{suffix}" for suffix in DB_SUFFIXES)]
+
+
 def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: bool) -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch``."""
     options: dict[str, Any] = {
@@ -41,6 +59,7 @@ def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: b
         "share": share,
         "max_file_size": MAX_UPLOAD,
         "allowed_paths": [str(settings.output_dir.resolve())],
+        "blocked_paths": never_served(settings),
         "footer_links": ["api", "settings"],
         "mcp_server": mcp,
     }
