@@ -294,7 +294,7 @@ class FoundryClient:
                 return image, info, meta, attempt, stats
             except TimeoutError:
                 raise ServiceTimeoutError(
-                    f"No image from {checked.model.display_name} within {self._deadline_s:.0f} s. The service may "
+                    f"No image from {checked.model.display_name} within {self._deadline_s:g} s. The service may "
                     "still finish the request (and bill it); try again later or with a smaller size."
                 ) from None
             except _AttemptFailed as failed:
@@ -318,10 +318,7 @@ class FoundryClient:
                         status=429, retry_after=decision.wait,
                     ) from None
                 if not decision.retry:
-                    error = failed.error
-                    if attempt > 1:
-                        error.args = (f"{error.message} (after {attempt} attempts)",)
-                    raise error from None
+                    raise _gave_up(failed, attempt) from None
                 retries += 1
                 log.info("retrying %s after %s (wait %.2fs)", checked.model.id, decision.reason, decision.wait)
                 progress.emit("retrying", f"Retrying in {decision.wait:.1f} s: {decision.reason}", attempt,
@@ -373,7 +370,8 @@ class FoundryClient:
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise _AttemptFailed(ServiceConnectionError(
                 f"The connection dropped before the answer arrived ({type(exc).__name__}). The service may have "
-                "made, and billed, the image; flux-ui tries again a limited number of times."),
+                "made, and billed, the image. Try again in a moment; if it keeps happening, check this machine's "
+                "network or proxy."),
                 failure="dropped") from None
         except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
             raise _AttemptFailed(ServiceTimeoutError(
@@ -397,18 +395,16 @@ class FoundryClient:
         url = self._checked_result_url(deployment, answer.polling_url)
         interval = self._poll_interval
         headers = await auth.headers() if _same_host(url, deployment.endpoint) else {}
+        poll_failures = 0
         while True:
             progress.emit("polling", "The service is generating", attempt)
-            response = await self._request("GET", url, headers=headers)
-            if response.status_code >= 400:
-                error = error_from_response(deployment, Route.BFL, response.status_code, response.content)
-                raise _AttemptFailed(error, status=response.status_code, headers=dict(response.headers))
             try:
-                data = response.json()
-            except ValueError:
-                raise _AttemptFailed(MalformedResponseError("A polling answer could not be read."),
-                                     failure="malformed") from None
-            status = str(data.get("status", "")) if isinstance(data, dict) else ""
+                data = await self._poll_once(deployment, url, headers)
+            except _AttemptFailed as failed:
+                await self._wait_to_fetch_again(failed, poll_failures)
+                poll_failures += 1
+                continue
+            status = str(data.get("status", ""))
             if status == "Ready":
                 result = data.get("result") or {}
                 sample = result.get("sample") if isinstance(result, dict) else None
@@ -430,10 +426,52 @@ class FoundryClient:
             await self._sleep(interval)
             interval = min(interval * 1.5, MAX_POLL_INTERVAL_S)
 
+    async def _poll_once(self, deployment: Deployment, url: str, headers: Mapping[str, str]) -> dict[str, Any]:
+        response = await self._request("GET", url, headers=headers)
+        if response.status_code >= 400:
+            error = error_from_response(deployment, Route.BFL, response.status_code, response.content)
+            raise _AttemptFailed(error, status=response.status_code, headers=dict(response.headers))
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise _AttemptFailed(MalformedResponseError("A polling answer could not be read."), failure="malformed")
+        return data
+
+    async def _wait_to_fetch_again(self, failed: _AttemptFailed, failures: int) -> None:
+        """A poll or a result download failed on its way (5xx, 429, a dropped connection, an unreadable
+        answer). The task is accepted, and billed: fetch again rather than send a second generation.
+
+        Raises when the failure is not one to wait out; once fetches have failed repeatedly, the
+        error is final, so no second generation is sent either.
+        """
+        if failed.status is None and failed.failure is None:
+            raise failed
+        decision = decide_retry(retries_done=failures, status=failed.status, failure=failed.failure,
+                                headers=failed.headers, rand=self._rng.random(), max_retries=self._max_retries,
+                                cap=self._cap)
+        if decision.retry:
+            log.info("fetching again after %s (wait %.2fs)", decision.reason, decision.wait)
+            await self._sleep(decision.wait)
+            return
+        if failures and not decision.quota_wall:
+            raise _gave_up(failed, failures + 1) from None  # a FluxError: final, the attempt is not resent
+        raise failed  # a 401, a quota wall…: the attempt's own handling decides
+
     async def _download(self, deployment: Deployment, url: str, auth: Auth) -> bytes:
         """Fetch a result URL at once: signed links expire within minutes [open]."""
         url = self._checked_result_url(deployment, url)
         headers = await auth.headers() if _same_host(url, deployment.endpoint) else {}
+        failures = 0
+        while True:
+            try:
+                return await self._download_once(deployment, url, headers)
+            except _AttemptFailed as failed:
+                await self._wait_to_fetch_again(failed, failures)
+                failures += 1
+
+    async def _download_once(self, deployment: Deployment, url: str, headers: Mapping[str, str]) -> bytes:
         response = await self._request("GET", url, headers=headers)
         if response.status_code in (401, 403, 404, 410):
             raise _AttemptFailed(GenerationFailedError(
@@ -478,6 +516,19 @@ class _Progress:
             self._callback(ProgressEvent(stage, message, attempt, self._clock() - self._start, wait_s))
         except Exception:  # a broken progress display must not fail the request
             log.exception("progress callback failed")
+
+
+def _gave_up(failed: _AttemptFailed, attempts: int) -> FluxError:
+    """The last failure as the person reads it: with what to do when answers kept arriving without a
+    usable image (the parser's messages only say what was wrong), and how many attempts were made."""
+    error = failed.error
+    text = error.message
+    if failed.failure in ("empty", "malformed"):
+        text += " Try again in a moment."
+    if attempts > 1:
+        text += f" (after {attempts} attempts)"
+    error.args = (text,)
+    return error
 
 
 def _inspect(image: bytes) -> ImageInfo:

@@ -38,7 +38,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
     parser.add_argument("--api-key", default=None, help="the key clients must send; a random one when left out")
     parser.add_argument("--schnell-key", default=None, help="a separate key for /score (default: the same key)")
-    parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="answer each request S seconds after it arrives (rendering included)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="S",
+                        help="answer each request S seconds after it arrives (rendering included)")
     parser.add_argument("--polling", action="store_true", help="answer the BFL route BFL-natively (id + polling_url)")
     parser.add_argument("--no-retry-after", action="store_true", help="send 429s without Retry-After headers")
     parser.add_argument("--url-results", action="store_true", help="Image API answers carry url instead of b64_json")

@@ -16,8 +16,9 @@ from flux_ui.pacing import Quota
 
 FaultKind = Literal["latency", "status", "drop", "trickle", "empty", "refuse", "malformed", "expire_url"]
 FAULT_KINDS: tuple[str, ...] = ("latency", "status", "drop", "trickle", "empty", "refuse", "malformed", "expire_url")
-#: Routes a fault can be limited to. "poll" is opt-in: by default faults hit generation requests only.
-FAULT_ROUTES: tuple[str, ...] = ("bfl", "images/generations", "images/edits", "aml", "poll")
+#: Routes a fault can be limited to. "poll" and "delivery" (result downloads) are opt-in: by default
+#: faults hit generation requests only.
+FAULT_ROUTES: tuple[str, ...] = ("bfl", "images/generations", "images/edits", "aml", "poll", "delivery")
 GENERATION_ROUTES: tuple[str, ...] = ("bfl", "images/generations", "images/edits", "aml")
 #: The key that makes a fault apply to every deployment.
 ALL_DEPLOYMENTS = "*"
@@ -45,7 +46,8 @@ class Fault:
 
     ``count`` fires the fault on the next N matching requests (None: on every one);
     ``probability`` draws from the emulator's seeded RNG. ``routes`` limits the fault to some
-    routes (empty: every generation route; name "poll" to hit polling requests).
+    routes (empty: every generation route; name "poll" to hit polling requests, "delivery" to hit
+    result downloads, where latency, status, drop, trickle and empty apply).
     """
 
     kind: FaultKind

@@ -30,6 +30,8 @@ class StoredResult:
     data: bytes
     content_type: str
     extension: str
+    deployment: str = ""  # whose result: faults on "delivery" are keyed like every other fault
+    model_id: str = ""
 
 
 class ResultStore:
@@ -41,10 +43,10 @@ class ResultStore:
         self._secret = secrets.token_bytes(32)
         self._lock = threading.Lock()
 
-    def put(self, data: bytes, content_type: str, extension: str) -> str:
+    def put(self, data: bytes, content_type: str, extension: str, deployment: str = "", model_id: str = "") -> str:
         result_id = uuid.uuid4().hex
         with self._lock:
-            self._results[result_id] = StoredResult(data, content_type, extension)
+            self._results[result_id] = StoredResult(data, content_type, extension, deployment, model_id)
             while len(self._results) > self._limit:
                 self._results.popitem(last=False)
         return result_id

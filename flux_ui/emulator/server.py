@@ -314,7 +314,7 @@ async def _answer(
             return _respond(200, bodies.empty_result(route, outcome, None), headers, outcome)
         if url_result:
             ttl = -1.0 if expired else cfg.result_url_ttl_s
-            url = _signed_url(request, state, image, fmt, time.time() + ttl)
+            url = _signed_url(request, state, image, fmt, time.time() + ttl, deployment, spec.id)
             return _respond(200, bodies.image_api_success(None, url), headers, outcome)
         return _respond(200, bodies.image_api_success(base64.b64encode(image).decode("ascii"), None), headers, outcome)
     # FLUX.1-schnell: raw bytes in the Accept format, or the emulator's JSON shape.
@@ -330,8 +330,9 @@ async def _answer(
     return _respond(200, payload, headers, outcome)
 
 
-def _signed_url(request: Request, state: EmulatorState, image: bytes, fmt: OutputFormat, expires_at: float) -> str:
-    result_id = state.results.put(image, CONTENT_TYPES[fmt], EXTENSIONS[fmt])
+def _signed_url(request: Request, state: EmulatorState, image: bytes, fmt: OutputFormat, expires_at: float,
+                deployment: str, model_id: str) -> str:
+    result_id = state.results.put(image, CONTENT_TYPES[fmt], EXTENSIONS[fmt], deployment, model_id)
     return str(request.base_url).rstrip("/") + state.results.signed_path(result_id, expires_at)
 
 
@@ -341,7 +342,8 @@ def _start_polling(
     moderated: bool = False,
 ) -> Response:
     """The BFL-native answer: a task id and where to poll it (contract §2 [open])."""
-    result_id = state.results.put(image, CONTENT_TYPES[fmt], EXTENSIONS[fmt]) if image else None
+    result_id = (state.results.put(image, CONTENT_TYPES[fmt], EXTENSIONS[fmt], deployment, plan.spec.id)
+                 if image else None)
     task = PollingTask(
         id=new_task_id(),
         deployment=deployment,
@@ -574,7 +576,10 @@ async def poll_result(request: Request, state: EmulatorState, record: RequestRec
 
 
 async def deliver(request: Request, state: EmulatorState, record: RequestRecord) -> Response:
-    """A signed result download: 403 in Azure Blob Storage's XML when expired or tampered with."""
+    """A signed result download: 403 in Azure Blob Storage's XML when expired or tampered with.
+
+    Faults armed for the "delivery" route play here, keyed by the deployment whose result it is.
+    """
     name = request.path_params["name"]
     se, sig = request.query_params.get("se"), request.query_params.get("sig")
     record.params = {"se": se}
@@ -586,7 +591,18 @@ async def deliver(request: Request, state: EmulatorState, record: RequestRecord)
     stored = state.results.get(result_id)
     if stored is None or stored.extension != extension:
         raise ApiError(404, bodies.blob_error("BlobNotFound", "The specified blob does not exist."))
-    return Response(stored.data, 200, media_type=stored.content_type)
+    record.deployment, record.model = stored.deployment, stored.model_id
+    draw = state.faults.draw(stored.deployment, stored.model_id, "delivery")
+    record.fault = draw.label
+    if draw.latency_s > 0:
+        await asyncio.sleep(draw.latency_s)
+    outcome = draw.outcome
+    if outcome is not None and outcome.kind == "status":
+        code = "ServerBusy" if outcome.status == 503 else "InternalError"
+        raise ApiError(outcome.status, bodies.blob_error(code, outcome.message or f"Injected {outcome.status}."))
+    data = b"" if outcome is not None and outcome.kind == "empty" else stored.data
+    transport = outcome if outcome is not None and outcome.kind in ("drop", "trickle") else None
+    return _respond(200, data, {}, transport, stored.content_type)
 
 
 # --- unmatched paths ----------------------------------------------------------------------------
