@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,13 @@ from flux_ui.registry import (
 # longest tokens are runs of repeated characters, taken here as at most 128 bytes.
 _MAX_BYTES_PER_TEKKEN_TOKEN = 128
 _MAX_CHARS_PER_T5_TOKEN = 16
-_ALLOWED_CONTROLS = frozenset("\n\r\t")
+# Control characters (Unicode category Cc) other than tab, newline and return; and the bidi
+# embeddings, overrides and isolates, which reorder how the text around them is displayed (the
+# "Trojan Source" set), so what a person reads is not what is sent. The marks (LRM, RLM, ALM)
+# only nudge neutral characters, appear in ordinary right-to-left text, and stay allowed.
+# A pattern, not a loop over characters: prompts can be megabytes long.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_PROMPT_EXAMPLE = '"a red fox in an autumn forest, morning light"'
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 
 
@@ -70,22 +77,39 @@ def prompt_token_bounds(prompt: str, tokenizer: str) -> tuple[int, int]:
     return math.ceil(chars / _MAX_CHARS_PER_T5_TOKEN), chars + 2
 
 
+def _check_invisible(label: str, text: str, field: str) -> None:
+    """Refuse control characters (bar tab, newline and return) and bidirectional-text controls."""
+    found = _INVISIBLE.search(text)
+    if found is None:
+        return
+    char, position = found.group(), found.start() + 1
+    if unicodedata.category(char) == "Cc":
+        raise ValidationError(
+            f"{label} contains an invisible control character (U+{ord(char):04X}) at position "
+            f"{position}, often left by a paste; delete it and try again.",
+            field=field,
+        )
+    raise ValidationError(
+        f"{label} contains an invisible bidirectional-text control ({unicodedata.name(char).lower()}, "
+        f"U+{ord(char):04X}) at position {position}: it makes the text display in a different order than it is "
+        "sent. Delete it (retype that part) and try again.",
+        field=field,
+    )
+
+
 def _check_prompt(spec: ModelSpec, prompt: object, warnings: list[str]) -> str:
     if not isinstance(prompt, str):
-        raise ValidationError(f"The prompt must be text, not {type(prompt).__name__}.", field="prompt")
-    if not prompt.strip():
         raise ValidationError(
-            "The prompt is empty. Describe the image you want, for example "
-            "\"a red fox in an autumn forest, morning light\".",
+            f"The prompt must be text, not {type(prompt).__name__}; send it as a string, for example "
+            f"{_PROMPT_EXAMPLE}.",
             field="prompt",
         )
-    for position, char in enumerate(prompt, start=1):
-        if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS:
-            raise ValidationError(
-                f"The prompt contains an invisible control character (U+{ord(char):04X}) at position "
-                f"{position}, often left by a paste; delete it and try again.",
-                field="prompt",
-            )
+    if not prompt.strip():
+        raise ValidationError(
+            f"The prompt is empty. Describe the image you want, for example {_PROMPT_EXAMPLE}.",
+            field="prompt",
+        )
+    _check_invisible("The prompt", prompt, "prompt")
     limit = spec.prompt
     low, high = prompt_token_bounds(prompt, limit.tokenizer)
     if high > limit.max_tokens:
@@ -192,7 +216,9 @@ def _coerce(spec: ModelSpec, p: Param, value: Any, editing: bool) -> Any:
         return text
     if p.kind == "text":
         if not isinstance(value, str):
-            raise ValidationError(f"{p.label} must be text; got {type(value).__name__}.", field=p.name)
+            raise ValidationError(f"{p.label} must be text; got {type(value).__name__}: send it as a string, "
+                                  "or leave it out.", field=p.name)
+        _check_invisible(p.label, value, p.name)
         return value
     raise AssertionError(f"unhandled parameter kind {p.kind}")
 
@@ -213,7 +239,8 @@ def snap_size(spec: ModelSpec, width: Any, height: Any) -> tuple[tuple[int, int]
     for name, value in (("width", width), ("height", height)):
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or value != int(value) or value <= 0:
-            raise ValidationError(f"The {name} must be a whole number of pixels; got {value!r}.", field=name)
+            raise ValidationError(f"The {name} must be a whole number of pixels, such as {rule.default[0]}; "
+                                  f"got {value!r}.", field=name)
         sides.append(int(value))
     w, h = sides
     m = rule.multiple
@@ -276,7 +303,7 @@ def check_aspect_ratio(spec: ModelSpec, value: Any) -> str | None:
 
 def validate(request: GenerationRequest, *, rng: random.Random | None = None) -> ValidatedRequest:
     """Check a request and resolve every parameter; raises ValidationError."""
-    spec = MODELS.get(request.model)
+    spec = MODELS.get(request.model) if isinstance(request.model, str) else None
     if spec is None:
         known = ", ".join(MODELS)
         raise ValidationError(f"Unknown model {request.model!r}; choose one of {known}.", field="model")

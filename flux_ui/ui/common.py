@@ -5,12 +5,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from flux_ui.client.errors import ValidationError
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
+
+_FILE_MARKER = {"_type": "gradio.FileData"}
 
 
 @dataclass
@@ -49,3 +54,72 @@ def named_signature(required: Sequence[str], optional: Mapping[str, Any]) -> ins
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     return inspect.Signature([inspect.Parameter(n, kind) for n in required]
                              + [inspect.Parameter(n, kind, default=d) for n, d in optional.items()])
+
+
+# --- values as the API hands them over (events with preprocess=False) ------------------------
+
+def checked_model(value: Any) -> str:
+    """The model as text; a list or a number is refused here, before any lookup chokes on it."""
+    if isinstance(value, str):
+        return value
+    raise ValidationError(f"The model must be one model ID written as text, such as 'FLUX.2-pro'; got "
+                          f"{type(value).__name__} {value!r}.", field="model")
+
+
+def flag(name: str, value: Any, default: bool) -> bool:
+    """An on/off input: true or false (None: the default); "yes" or 1 is refused, not guessed."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    raise ValidationError(f"{name} is on or off: pass true or false; got {value!r}.", field=name)
+
+
+def accept_raw_files(component: gr.components.Component) -> None:
+    """Let a malformed file payload reach the handler, to be refused there in flux-ui's words.
+
+    Even with preprocess=False, Gradio checks an input's payload against the component's data
+    model before any handler runs, and a plain string where a file belongs (``references=
+    ["cat.jpg"]``) fails there with its generic "the upstream Gradio app has raised an exception".
+    The API schema is computed first and cached, so view_api and MCP still describe a file input.
+    Gradio still moves every FileData payload into its cache, refusing one outside its upload
+    folder, before the handler; :func:`received_files` checks everything else.
+    """
+    component.api_info()
+    component.data_model = None
+
+
+def upload_roots(runtime: Runtime) -> tuple[Path, ...]:
+    """The folders a file named in a request may be read from: Gradio's uploads and flux-ui's outputs."""
+    return Path(get_upload_folder()).resolve(), runtime.history.folder.resolve()
+
+
+def received_files(value: Any, roots: Sequence[Path], label: str, example: str, numbered: bool = True) -> list[str]:
+    """The paths in a file input's raw value, each checked before anything is opened.
+
+    A path is accepted only from a Gradio file payload (the browser's, or gradio_client's
+    ``handle_file``) and only inside ``roots``: a plain string or a bare ``{"path": ...}`` could
+    name any file on this machine. ``label`` names a file (numbered: "image" → "image 2"),
+    ``example`` shows the call that works.
+    """
+    if value is None:
+        return []
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    return [_received_path(item, roots, f"{label} {number}" if numbered else label, example)
+            for number, item in enumerate(items, start=1)]
+
+
+def _received_path(item: Any, roots: Sequence[Path], name: str, example: str) -> str:
+    if isinstance(item, str):
+        raise ValidationError(f"{name} must be an uploaded file, not the text {item!r}: flux-ui never opens a path "
+                              f"named in a request. Send the file itself, as {example}.", field="references")
+    path = item.get("path") if isinstance(item, dict) else None
+    if not isinstance(path, str) or item.get("meta") != _FILE_MARKER:
+        shown = f"dict with keys {sorted(map(str, item))}" if isinstance(item, dict) else type(item).__name__
+        raise ValidationError(f"{name} is not a file Gradio received (got {shown}); send the file itself, as "
+                              f"{example}.", field="references")
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ValidationError(f"{name} ({resolved.name}) is not a file uploaded to this app; upload it, as {example}, "
+                              "and try again.", field="references")
+    return str(resolved)

@@ -20,13 +20,14 @@ from typing import Any
 import gradio as gr
 
 from flux_ui.client.core import ProgressEvent
-from flux_ui.client.errors import FluxError
+from flux_ui.client.errors import FluxError, ValidationError
+from flux_ui.client.validation import GenerationRequest
 from flux_ui.history import History
 from flux_ui.registry import MODELS, AspectRatioSize, PixelSize, parse_aspect_ratio
 from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
 from flux_ui.ui import handlers, progress
-from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
+from flux_ui.ui.common import TabContext, TabHandle, error_text, flag, model_choices, named_signature
 from flux_ui.ui.controls import SIZE_PRESETS
 
 TAB = "compare"
@@ -48,11 +49,12 @@ def comparable_models(models: Sequence[str]) -> list[str]:
 def selection_problem(prompt: Any, models: Any, available: Sequence[str]) -> str | None:
     """Why this comparison cannot be sent, said so the person can fix it; None when it can."""
     if not isinstance(prompt, str) or not prompt.strip():
-        return "Write a prompt first: every model gets the same one."
-    picked = list(dict.fromkeys(models)) if isinstance(models, list | tuple) else []
-    unknown = [m for m in picked if m not in available]
+        return "The prompt is empty. Write a prompt first: every model gets the same one."
+    items = list(models) if isinstance(models, list | tuple) else []
+    unknown = [m for m in items if not isinstance(m, str) or m not in available]  # before hashing: [[…]] is bad
     if unknown:
         return f"{', '.join(map(str, unknown))} cannot be compared here; choose from {', '.join(available)}."
+    picked = list(dict.fromkeys(items))
     if not MIN_MODELS <= len(picked) <= MAX_MODELS:
         return f"Pick {MIN_MODELS} to {MAX_MODELS} models to compare (you picked {len(picked)})."
     return None
@@ -212,6 +214,57 @@ def api_payload(comp: Comparison) -> tuple[list[tuple[str, str]], dict[str, Any]
         records.append(api_record(slot, index, comp.arrivals.index(i) if i in comp.arrivals else -1))
     return gallery, {"prompt": comp.prompt, "seed": comp.seed, "aspect_ratio": comp.shape,
                      "elapsed_s": round(comp.elapsed, 2), "results": records}
+
+
+def request_problems(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int) -> str | None:
+    """Why not one of these requests can be sent, said before any is; None when at least one can.
+
+    A model that refuses alone (Kontext and a 1:4 shape) fails in its own slot while the others
+    run; when every model would refuse, the comparison is refused whole, so its message says why.
+    """
+    refused: dict[str, list[str]] = {}
+    for model in models:
+        try:
+            params = {"seed": seed, **size_params(model, shape)}
+            runtime.client.validate(GenerationRequest(model, prompt, params=params))
+        except ValidationError as err:
+            refused.setdefault(str(err), []).append(MODELS[model].display_name)
+    if sum(map(len, refused.values())) < len(models):
+        return None
+    if len(refused) == 1:
+        return next(iter(refused))  # the same problem everywhere (an empty prompt, a control character)
+    return "Nothing was sent: every model refused. " + " ".join(
+        f"{' and '.join(names)}: {message}" for message, names in refused.items())
+
+
+def prepare_comparison(runtime: Runtime, available: Sequence[str], prompt: Any, models: Any, shape: Any,
+                       randomize_seed: Any, seed: Any) -> tuple[list[str], int]:
+    """The models, in order and once each, and the seed for a comparison that can be sent; ValidationError if not."""
+    problem = selection_problem(prompt, models, available) or _shape_problem(shape)
+    if problem:
+        raise ValidationError(problem)
+    try:
+        used_seed = pick_seed(flag("randomize_seed", randomize_seed, True), seed)
+    except ValueError as err:
+        raise ValidationError(str(err), field="seed") from None
+    order = list(dict.fromkeys(models))
+    problem = request_problems(runtime, prompt, order, shape, used_seed)
+    if problem:
+        raise ValidationError(problem)
+    return order, used_seed
+
+
+async def handle_compare(runtime: Runtime, available: Sequence[str], prompt: Any, models: Any, aspect_ratio: Any,
+                         randomize_seed: Any, seed: Any) -> tuple[list[tuple[str, str]], dict[str, Any], str]:
+    """The /compare endpoint on the values as sent: (images, results, message); the message says why
+    nothing was sent, and is empty otherwise."""
+    try:
+        order, used_seed = prepare_comparison(runtime, available, prompt, models, aspect_ratio, randomize_seed, seed)
+    except ValidationError as err:
+        return [], {"results": []}, str(err)
+    comp = await compare(runtime, prompt, order, aspect_ratio, used_seed)
+    gallery, payload = api_payload(comp)
+    return gallery, payload, ""
 
 
 def compared_with(history: History, settings: Mapping[str, Any], available: Sequence[str]) -> list[str]:
@@ -428,16 +481,12 @@ def build(ctx: TabContext) -> TabHandle:
 
     async def run_ui(prompt_text: str, chosen: list[str], shape_text: str, randomize_seed: bool,
                      seed_value: Any, blind_mode: bool) -> AsyncIterator[list[Any]]:
-        problem = selection_problem(prompt_text, chosen, available) or _shape_problem(shape_text)
-        if problem:
-            yield no_change(error_text(FluxError(problem)))
-            return
         try:
-            used_seed = pick_seed(randomize_seed, seed_value)
-        except ValueError as err:
+            order, used_seed = prepare_comparison(runtime, available, prompt_text, chosen, shape_text, randomize_seed,
+                                                  seed_value)
+        except ValidationError as err:
             yield no_change(error_text(err))
             return
-        order = list(dict.fromkeys(chosen))
         if blind_mode:
             random.shuffle(order)
         start = Comparison(prompt_text, used_seed, shape_text, [Slot(m) for m in order])
@@ -490,16 +539,7 @@ def build(ctx: TabContext) -> TabHandle:
         first to finish), error (None or why it failed), and for an image seed, width, height, format,
         time_s, cost_usd, history_id, caption]}. ``message`` is empty, or says why nothing was sent.
         """
-        problem = selection_problem(prompt, models, available) or _shape_problem(aspect_ratio)
-        if problem:
-            return [], {"results": []}, problem
-        try:
-            used_seed = pick_seed(randomize_seed, seed)
-        except ValueError as err:
-            return [], {"results": []}, str(err)
-        comp = await compare(runtime, prompt, list(dict.fromkeys(models)), aspect_ratio, used_seed)
-        gallery, payload = api_payload(comp)
-        return gallery, payload, ""
+        return await handle_compare(runtime, available, prompt, models, aspect_ratio, randomize_seed, seed)
 
     compare_api.__name__ = "compare"  # MCP names the tool after the function
     compare_api.__signature__ = named_signature(  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ shown or hidden, rather than ``@gr.render``: a re-render replaces its event hand
 second quick click on an arrow reached a handler that no longer existed and was lost. A
 hidden ``gr.File`` mirrors the list so that Generate and the ``/edit`` API endpoint are one
 event with one file input. Layout and wiring only: the list operations are in
-``references``, the request in ``run_edit`` (a plain async generator).
+``references``, the request in ``handle_edit`` and ``run_edit`` (plain async generators).
 """
 
 from __future__ import annotations
@@ -24,7 +24,18 @@ from flux_ui.client.errors import FluxError, ReferenceImageError, ValidationErro
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress, references
-from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
+from flux_ui.ui.common import (
+    TabContext,
+    TabHandle,
+    accept_raw_files,
+    checked_model,
+    error_text,
+    flag,
+    model_choices,
+    named_signature,
+    received_files,
+    upload_roots,
+)
 from flux_ui.ui.controls import (
     all_param_names,
     make_component,
@@ -35,6 +46,8 @@ from flux_ui.ui.controls import (
 )
 
 TAB = "edit"
+#: How an API caller sends references, for messages about ones that are not files.
+REFERENCES_EXAMPLE = 'references=[handle_file("cat.jpg"), handle_file("sofa.jpg")]'
 # Bold arrows that read at button size; U+FE0E asks for the text glyph, not an emoji.
 EARLIER, LATER = "\u2b05\ufe0e", "\u27a1\ufe0e"
 
@@ -115,6 +128,20 @@ async def run_edit(runtime: Runtime, model: str, prompt: str, paths: Sequence[st
     check_sendable(model, paths, models)
     data = await asyncio.to_thread(read_references, paths)
     async for step in progress.stream(runtime, model, prompt, params, data, tab=TAB):
+        yield step
+
+
+async def handle_edit(runtime: Runtime, models: Sequence[str], model: Any, prompt: Any, references: Any,
+                      randomize_seed: Any, values: Mapping[str, Any]) -> AsyncIterator[str | handlers.Generated]:
+    """The /edit endpoint on the values as sent (``references`` as Gradio hands over a file list).
+
+    A bad input raises a FluxError (ValidationError) before anything is sent or any file the
+    request names outside Gradio's uploads and the outputs folder is opened.
+    """
+    model = checked_model(model)
+    params = handlers.collect_params(model, values, flag("randomize_seed", randomize_seed, True))
+    paths = received_files(references, upload_roots(runtime), "image", REFERENCES_EXAMPLE)
+    async for step in run_edit(runtime, model, prompt, paths, params, models):
         yield step
 
 
@@ -238,7 +265,7 @@ def build(ctx: TabContext) -> TabHandle:
 
     wire_model_controls(ctx.demo, model, presets, controls)
 
-    async def generate(model_id: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
+    async def generate(model_value: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
                        *values: Any) -> AsyncIterator[tuple]:
         """Make one image from a prompt and 1–10 reference images with FLUX.2 [pro] or [flex].
 
@@ -249,11 +276,10 @@ def build(ctx: TabContext) -> TabHandle:
         saved image file (the service's original bytes), a caption, a status message (empty when
         all went well; the reason when nothing was made) and the seed used.
         """
-        params = handlers.collect_params(model_id, dict(zip(names, values, strict=True)), randomize_seed)
-        paths = file_paths(reference_files)
         keep = gr.update()
         try:
-            async for step in run_edit(runtime, model_id, prompt_text, paths, params, models):
+            async for step in handle_edit(runtime, models, model_value, prompt_text, reference_files, randomize_seed,
+                                          dict(zip(names, values, strict=True))):
                 if isinstance(step, str):
                     yield keep, keep, step, keep, None, gr.update(visible=True), keep, None
                 else:
@@ -273,9 +299,12 @@ def build(ctx: TabContext) -> TabHandle:
     problem = gr.State(None)  # a reference error for the note by the references (a State: not in the API)
     # The API returns the first four: image, caption, status and the seed used (States and buttons are not in it).
     outputs = [image, info, status, controls["seed"], problem, stop, reuse, used_seed]
-    # preprocess stays on: Gradio then accepts only files it has itself received as references.
-    event = run.click(generate, inputs, outputs, api_name="edit")
-    key_event = prompt.submit(generate, inputs, outputs, api_visibility="private")
+    # preprocess=False: values reach handle_edit as sent, and the client's validation, which knows each
+    # model's own bounds, answers bad ones; Gradio would check them against the bounds the controls were
+    # built with, in its own words. References still arrive only as files Gradio received (accept_raw_files).
+    accept_raw_files(refs_files)
+    event = run.click(generate, inputs, outputs, api_name="edit", preprocess=False)
+    key_event = prompt.submit(generate, inputs, outputs, api_visibility="private", preprocess=False)
     for done in (event, key_event):
         done.then(lambda text: gr.update() if text is None else text, problem, note, api_visibility="private",
                   show_progress="hidden")

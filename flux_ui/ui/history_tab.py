@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import io
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -199,15 +200,31 @@ def api_record(entry: Entry, folder: Path) -> dict[str, Any]:
 
 def api_entries(history: History, model: str | None, text: str | None,
                 limit: int) -> tuple[list[dict[str, Any]], list[FileData]]:
-    """The /history answer: records and their files, pairwise, newest first (files missing on disk left out)."""
+    """The /history answer: records and their files, pairwise, newest first (files missing on disk left out).
+
+    A bad filter raises gr.Error: this endpoint has no message output, so gradio_client raises it.
+    """
     model = model_arg(model)
-    if model is not None and model not in MODELS:
+    if model is not None and (not isinstance(model, str) or model not in MODELS):
         raise gr.Error(f"Unknown model {model!r}: use one of {', '.join(MODELS)}, or leave it empty for all.")
-    limit = max(1, min(int(limit), API_LIMIT_MAX))
-    entries = [e for e in history.list(model=model, text=text, limit=limit) if e.path.is_file()]
+    if text is not None and not isinstance(text, str):
+        raise gr.Error(f"text must be words from the prompt, as a string; got {type(text).__name__} {text!r}. "
+                       "Leave it empty to list every prompt.")
+    entries = [e for e in history.list(model=model, text=text, limit=api_limit(limit)) if e.path.is_file()]
     records = [api_record(e, history.folder) for e in entries]
     files = [FileData(path=str(e.path), orig_name=e.path.name) for e in entries]
     return records, files
+
+
+def api_limit(value: Any) -> int:
+    """The entry count asked for, clamped to 1..API_LIMIT_MAX; gr.Error when it is not a whole number."""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value)
+    if number is None or not math.isfinite(number) or number != int(number):
+        raise gr.Error(f"limit must be a whole number of entries, at most {API_LIMIT_MAX}; got {value!r}. "
+                       "Leave it out for the newest 50.")
+    return max(1, min(int(number), API_LIMIT_MAX))
 
 
 def target_handle(handles: Sequence[TabHandle], tab: str) -> TabHandle | None:

@@ -26,7 +26,18 @@ from flux_ui.client.errors import FluxError, ValidationError
 from flux_ui.registry import MODELS, ModelSpec, Param, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
-from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
+from flux_ui.ui.common import (
+    TabContext,
+    TabHandle,
+    accept_raw_files,
+    checked_model,
+    error_text,
+    flag,
+    model_choices,
+    named_signature,
+    received_files,
+    upload_roots,
+)
 from flux_ui.ui.controls import all_param_names
 
 TAB = "kontext"
@@ -35,7 +46,10 @@ ROUTE_LABELS = {Route.BFL: "BFL route", Route.IMAGES_EDITS: "Image API edits"}
 MATCH_INPUT = ("Match the input image", "")
 CAPTION_CHARS = 40  # instruction length shown under a trail thumbnail
 TRAIL_COLUMNS = 5
-NO_INPUT = "Drop the picture to edit into **Input image** first (or paste it with Ctrl+V)."
+#: How an API caller sends the input image, for messages about one that is not a file.
+IMAGE_EXAMPLE = 'image=handle_file("street.png")'
+NO_INPUT = ("There is no picture to edit: drop it into **Input image** first (or paste it with Ctrl+V; "
+            f"from code, pass {IMAGE_EXAMPLE}).")
 EMPTY_TRAIL = ("No edits yet. The trail keeps the input image and each result with its instruction; "
                "click a step to make it the input again.")
 
@@ -265,6 +279,30 @@ async def run_edit(
         yield EditDone(step, new_trail, current, note)
 
 
+async def handle_kontext(runtime: Runtime, models: Sequence[str], model: Any, prompt: Any, image: Any, route: Any,
+                         randomize_seed: Any, values: Mapping[str, Any],
+                         trail: Sequence[Step]) -> AsyncIterator[str | EditDone]:
+    """The /kontext endpoint on the values as sent (``image`` as Gradio hands over a file).
+
+    A bad input raises a FluxError (ValidationError) before anything is sent or any file the
+    request names outside Gradio's uploads and the outputs folder is opened.
+    """
+    model = checked_model(model)
+    if model not in models:
+        offered = " or ".join(f"{MODELS[m].display_name} ({m})" for m in models)
+        name = MODELS[model].display_name if model in MODELS else repr(model)
+        raise ValidationError(f"{name} cannot make a Kontext edit here; choose {offered}.", field="model")
+    chosen = parse_route(MODELS[model], route)
+    params = edit_params(model, chosen, values, flag("randomize_seed", randomize_seed, True))
+    if isinstance(image, list | tuple) and len(image) > 1:
+        raise ValidationError(f"A Kontext edit takes one input image; you sent {len(image)}. Send one, as "
+                              f"{IMAGE_EXAMPLE}, or combine several with Edit with references (/edit).",
+                              field="references")
+    paths = received_files(image, upload_roots(runtime), "The input image", IMAGE_EXAMPLE, numbered=False)
+    async for step in run_edit(runtime, model, prompt, paths[0] if paths else None, chosen, params, trail):
+        yield step
+
+
 def done_status(done: EditDone, route: Route | None) -> str:
     index = len(done.trail) - 1
     lines = [f"Added edit {index} to the trail. “Use this result as the next input” continues from it."]
@@ -363,7 +401,7 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
     route.change(lambda m, r: visibility(m, r, reset=False), [model, route], [note, randomize, *ordered],
                  api_visibility="private")
 
-    async def kontext(model_id: str, prompt_text: str, image_path: str | None, route_value: str | None,
+    async def kontext(model_value: str, prompt_text: str, image_value: Any, route_value: str | None,
                       *rest: Any) -> AsyncIterator[tuple]:
         """Edit one picture with a plain instruction (FLUX.1 Kontext).
 
@@ -377,18 +415,17 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
         """
         *values, trail = rest
         busy = (gr.update(), gr.update(), "", gr.update(), gr.update(), gr.update(), gr.update(visible=True))
+        randomize_seed = values[len(size_names)]
+        named = dict(zip([*size_names, *other_names], [*values[:len(size_names)], *values[len(size_names) + 1:]],
+                         strict=True))
         try:
-            spec = MODELS.get(model_id) if isinstance(model_id, str) else None
-            chosen = parse_route(spec, route_value)
-            randomize_seed = bool(values[len(size_names)])
-            named = dict(zip([*size_names, *other_names], [*values[:len(size_names)], *values[len(size_names) + 1:]],
-                             strict=True))
-            params = edit_params(model_id, chosen, named, randomize_seed)
-            async for step in run_edit(runtime, model_id, prompt_text, image_path, chosen, params, trail or []):
+            async for step in handle_kontext(runtime, models, model_value, prompt_text, image_value, route_value,
+                                             randomize_seed, named, trail or []):
                 if isinstance(step, str):
                     yield (*busy[:2], step, *busy[3:])
                     continue
-                yield (step.generated.path, handlers.caption(step.generated.result), done_status(step, chosen),
+                result = step.generated.result
+                yield (step.generated.path, handlers.caption(result), done_status(step, result.route),
                        step.trail, step.current, gr.update(visible=True), gr.update(visible=False))
         except FluxError as err:
             yield (gr.update(), gr.update(), error_text(err), gr.update(), gr.update(), gr.update(),
@@ -402,8 +439,10 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
     inputs = [model, prompt, image, route, *(controls[n] for n in size_names), randomize,
               *(controls[n] for n in other_names), trail_state]
     outputs = [result, info, status, trail_state, current_state, use, stop]
-    # preprocess=True: Gradio checks the uploaded file's path (and each value against its control).
-    event = run.click(kontext, inputs, outputs, api_name="kontext")
+    # preprocess=False: values reach handle_kontext as sent and are refused there in flux-ui's words (Gradio
+    # would check them against the controls' bounds); the image still arrives only as a file Gradio received.
+    accept_raw_files(image)
+    event = run.click(kontext, inputs, outputs, api_name="kontext", preprocess=False)
 
     def show_trail(trail: list[Step], current: int | None) -> tuple[Any, str]:
         return (gr.update(value=trail_gallery(trail), visible=bool(trail), selected_index=current,

@@ -1,4 +1,5 @@
-"""The text-to-image tab: layout and wiring only; the work is in handlers and progress."""
+"""The text-to-image tab: :func:`handle_generate` on plain values, then layout and wiring (the work is in
+handlers and progress)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import gradio as gr
 
 from flux_ui.client.errors import FluxError
 from flux_ui.registry import MODELS
+from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
-from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
+from flux_ui.ui.common import TabContext, TabHandle, checked_model, error_text, flag, model_choices, named_signature
 from flux_ui.ui.controls import (
     all_param_names,
     make_component,
@@ -25,6 +27,18 @@ TAB = "text-to-image"
 
 def text_models(models: tuple[str, ...]) -> list[str]:
     return [m for m in models if MODELS[m].text_to_image]
+
+
+async def handle_generate(runtime: Runtime, model: Any, prompt: Any, randomize_seed: Any,
+                          values: Mapping[str, Any]) -> AsyncIterator[str | handlers.Generated]:
+    """The /generate endpoint on the values as sent: status lines, then the saved image.
+
+    A bad input raises a FluxError (ValidationError) before anything is sent.
+    """
+    model = checked_model(model)
+    params = handlers.collect_params(model, values, flag("randomize_seed", randomize_seed, True))
+    async for step in progress.stream(runtime, model, prompt, params, tab=TAB):
+        yield step
 
 
 def build(ctx: TabContext) -> TabHandle:
@@ -66,7 +80,7 @@ def build(ctx: TabContext) -> TabHandle:
             side.change(handlers.size_note, [model, controls["width"], controls["height"]], size_note,
                         api_visibility="private", show_progress="hidden")
 
-    async def generate(model_id: str, prompt_text: str, randomize_seed: bool, *values: Any) -> AsyncIterator[tuple]:
+    async def generate(model_value: str, prompt_text: str, randomize_seed: bool, *values: Any) -> AsyncIterator[tuple]:
         """Generate one image from a prompt with the chosen model.
 
         Returns the saved image file (the service's original bytes and format), a caption with
@@ -74,10 +88,10 @@ def build(ctx: TabContext) -> TabHandle:
         are the capability registry's, by name; a model ignores those it does not take, and
         None means the model's default. A bad input comes back as the message, nothing sent.
         """
-        params = handlers.collect_params(model_id, dict(zip(names, values, strict=True)), randomize_seed)
         keep = gr.update()
         try:
-            async for step in progress.stream(runtime, model_id, prompt_text, params, tab=TAB):
+            async for step in handle_generate(runtime, model_value, prompt_text, randomize_seed,
+                                              dict(zip(names, values, strict=True))):
                 if isinstance(step, str):
                     yield keep, keep, step, keep, None, gr.update(visible=True), keep
                 else:
