@@ -334,6 +334,17 @@ async def test_quota_wall_is_not_waited_out(fake: FakeService) -> None:
     assert len(fake.requests) == 1 and info.value.retry_after == 3600
 
 
+async def test_an_outage_asking_a_long_wait_is_not_called_a_spent_quota(fake: FakeService) -> None:
+    fake.handler = lambda r: error(503, {"error": {"code": "ServiceUnavailable", "message": "Busy."}},
+                                   {"Retry-After": "1800"})
+    async with make_client(fake) as client:
+        with pytest.raises(e.ServiceError) as info:
+            await client.generate(req())
+    assert not isinstance(info.value, e.QuotaExhaustedError) and "quota" not in str(info.value).lower()
+    assert "1800 s" in str(info.value) and "try again in 30 min" in str(info.value)
+    assert len(fake.requests) == 1
+
+
 @pytest.mark.parametrize("bad", [
     httpx.Response(200, json={"data": [{}]}),
     httpx.Response(200, json={"data": []}),
@@ -461,3 +472,11 @@ async def test_progress_callback_errors_do_not_break_the_request(fake: FakeServi
     async with make_client(fake) as client:
         result = await client.generate(req(), broken)
     assert result.attempts == 1
+
+
+@pytest.mark.parametrize("model", [["FLUX.2-pro"], {"id": "FLUX.2-pro"}, None, 2])
+async def test_a_model_that_is_not_text_is_refused_before_sending(fake: FakeService, model: object) -> None:
+    async with make_client(fake) as client:
+        with pytest.raises(e.ValidationError, match="model ID written as text"):
+            await client.generate(req(model=model))  # type: ignore[arg-type]
+    assert fake.requests == []

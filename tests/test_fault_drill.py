@@ -154,7 +154,6 @@ FAULTS = {
 }
 #: Where a route's own error text differs: the schnell endpoint answers every failure with a 400.
 SAYS_ON_ROUTE = {
-    ("aml", "refuse"): ("refused by a content filter", "Check"),
     ("aml", "empty-persistent"): ("empty image", "Try again", f"after {ATTEMPTS} attempts"),
     ("bfl-polling", "empty-persistent"): ("no image link", "Try again", f"after {ATTEMPTS} attempts"),
 }

@@ -179,3 +179,8 @@ async def test_a_cancelled_waiter_gives_its_place_back() -> None:
         await waiter
     assert pacer.status().waiting == 0
     assert len(pacer.window._sent) == 1  # the cancelled request claimed no slot
+
+
+def test_a_long_wait_on_an_outage_is_not_called_a_spent_quota() -> None:
+    decision = decide_retry(retries_done=0, status=503, headers={"Retry-After": "600"}, cap=60)
+    assert not decision.retry and not decision.quota_wall and decision.wait == 600

@@ -32,7 +32,7 @@ from flux_ui.client.errors import (
     ValidationError,
 )
 from flux_ui.client.retry import MAX_RETRIES, RETRY_AFTER_CAP_S, Failure, decide_retry, parse_retry_after
-from flux_ui.client.validation import GenerationRequest, ValidatedRequest, validate
+from flux_ui.client.validation import GenerationRequest, ValidatedRequest, model_id_text, validate
 from flux_ui.client.wire import Answer, WireRequest, build_request, error_from_response, parse_answer
 from flux_ui.images import ImageInfo, PreparedImage, inspect_image, prepare_references
 from flux_ui.pacing import Pacer, PacerStatus
@@ -247,7 +247,7 @@ class FoundryClient:
     # --- internals --------------------------------------------------------------------
 
     def _deployment(self, model_id: str) -> Deployment:
-        dep = self.settings.deployments.get(model_id)
+        dep = self.settings.deployments.get(model_id_text(model_id))
         if dep is not None:
             return dep
         if model_id in MODELS:
@@ -318,7 +318,8 @@ class FoundryClient:
                         status=429, retry_after=decision.wait,
                     ) from None
                 if not decision.retry:
-                    raise _gave_up(failed, attempt) from None
+                    raise _gave_up(failed, attempt, asked_wait=decision.wait if decision.wait > self._cap else None
+                                   ) from None
                 retries += 1
                 log.info("retrying %s after %s (wait %.2fs)", checked.model.id, decision.reason, decision.wait)
                 progress.emit("retrying", f"Retrying in {decision.wait:.1f} s: {decision.reason}", attempt,
@@ -518,13 +519,17 @@ class _Progress:
             log.exception("progress callback failed")
 
 
-def _gave_up(failed: _AttemptFailed, attempts: int) -> FluxError:
+def _gave_up(failed: _AttemptFailed, attempts: int, asked_wait: float | None = None) -> FluxError:
     """The last failure as the person reads it: with what to do when answers kept arriving without a
-    usable image (the parser's messages only say what was wrong), and how many attempts were made."""
+    usable image (the parser's messages only say what was wrong), or when the service asked for a
+    longer wait than flux-ui sits through, and how many attempts were made."""
     error = failed.error
     text = error.message
     if failed.failure in ("empty", "malformed"):
         text += " Try again in a moment."
+    if asked_wait is not None:
+        text += (f" The service asks to wait {asked_wait:.0f} s before trying again, longer than flux-ui waits "
+                 f"inside one request; try again in {max(1, round(asked_wait / 60))} min.")
     if attempts > 1:
         text += f" (after {attempts} attempts)"
     error.args = (text,)

@@ -113,7 +113,9 @@ def decide_retry(
 
     asked = parse_retry_after(headers, message, now) if status is not None else None
     if asked is not None and asked > cap:
-        return RetryDecision(False, asked, f"{reason}; the service asks to wait {asked:.0f} s", quota_wall=True)
+        # Only a 429's wait is a spent quota; a 503's is an outage the service expects to last.
+        return RetryDecision(False, asked, f"{reason}; the service asks to wait {asked:.0f} s",
+                             quota_wall=status == 429)
     wait = asked if asked is not None and asked > 0 else backoff(retries_done, rand)
     if wait >= time_left:
         return RetryDecision(False, wait, f"{reason}; waiting {wait:.1f} s would pass the deadline")

@@ -68,6 +68,14 @@ class ValidatedRequest:
     warnings: tuple[str, ...]
 
 
+def model_id_text(value: object) -> str:
+    """The model as text; a list, dict or number is refused before any lookup chokes on it."""
+    if isinstance(value, str):
+        return value
+    raise ValidationError(f"The model must be one model ID written as text, such as 'FLUX.2-pro'; got "
+                          f"{type(value).__name__} {value!r}.", field="model")
+
+
 def prompt_token_bounds(prompt: str, tokenizer: str) -> tuple[int, int]:
     """(lowest, highest) token count the prompt can have, without a tokenizer."""
     if tokenizer == "mistral-tekken":

@@ -32,7 +32,7 @@ REFUSAL_CODES = frozenset(
     {"content_filter", "content_safety_violation", "contentfilter", "content_policy_violation",
      "moderation_blocked", "responsibleaipolicyviolation"}
 )
-REFUSAL_PHRASES = ("request moderated", "content moderated")
+REFUSAL_PHRASES = ("request moderated", "content moderated", "content filter")
 BFL_ROUTE_PREFIX = "/providers/blackforestlabs/v1/"
 
 

@@ -12,6 +12,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from flux_ui.client.errors import ValidationError
+from flux_ui.client.validation import model_id_text
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 
@@ -59,11 +60,8 @@ def named_signature(required: Sequence[str], optional: Mapping[str, Any]) -> ins
 # --- values as the API hands them over (events with preprocess=False) ------------------------
 
 def checked_model(value: Any) -> str:
-    """The model as text; a list or a number is refused here, before any lookup chokes on it."""
-    if isinstance(value, str):
-        return value
-    raise ValidationError(f"The model must be one model ID written as text, such as 'FLUX.2-pro'; got "
-                          f"{type(value).__name__} {value!r}.", field="model")
+    """The model as text, checked before the tab looks it up (the client checks it the same way)."""
+    return model_id_text(value)
 
 
 def flag(name: str, value: Any, default: bool) -> bool:
