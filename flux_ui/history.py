@@ -3,7 +3,8 @@
 Files are written whole (temporary name, fsync, rename) and only then indexed in SQLite,
 so a crash can leave an unlisted temporary file but never a listed partial one. The
 parameters travel inside each file too (PNG text chunks, JPEG EXIF/XMP), so an image
-dropped back into flux-ui restores its settings even without the database.
+dropped back into flux-ui restores its settings even without the database, and an image
+a crash left renamed into place but not indexed is indexed from them when the folder opens.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flux_ui.client.core import GenerationResult
-from flux_ui.images import embed_metadata
+from flux_ui.images import embed_metadata, inspect_image, read_metadata
 
 log = logging.getLogger("flux_ui.history")
 DB_NAME = "history.sqlite3"
@@ -41,6 +43,10 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE INDEX IF NOT EXISTS images_created ON images (created DESC);
 """
+#: A save takes milliseconds: a temporary file this old was left by one that died.
+STALE_TEMP_S = 600.0
+_DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SAVED_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}\.(?:jpg|png|webp)")
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class History:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._recover()
 
     def save(self, result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> Entry:
         """Write the image with its settings embedded, then index it; returns the entry."""
@@ -111,8 +118,10 @@ class History:
         entry = Entry(entry_id, created, tab, result.model, result.prompt, result.seed, result.info.width,
                       result.info.height, result.format, path, settings)
         with self._lock:
+            # OR REPLACE: another flux-ui opening this folder may have indexed the file from its
+            # embedded settings between the rename and here; this row, with the full prompt, wins.
             self._db.execute(
-                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (entry.id, entry.created, tab, entry.model, entry.prompt, entry.seed, entry.width, entry.height,
                  entry.format, str(path.relative_to(self.folder)), json.dumps(settings, ensure_ascii=False)),
             )
@@ -143,6 +152,48 @@ class History:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _recover(self) -> None:
+        """Finish what killed saves left: index whole images that missed the index, delete old temporaries.
+
+        A save renames its file into place before indexing it, so a kill between the two leaves a
+        whole, labelled image (a billed one) that no list would show.
+        """
+        with self._lock:
+            indexed = {row[0] for row in self._db.execute("SELECT path FROM images")}
+        now = time.time()
+        for day in self.folder.iterdir():
+            if not (_DAY_NAME.fullmatch(day.name) and day.is_dir()):
+                continue
+            for path in day.iterdir():
+                try:  # another flux-ui on this folder may be saving or sweeping meanwhile
+                    if path.name.startswith(".") and path.name.endswith(".tmp"):
+                        if now - path.stat().st_mtime > STALE_TEMP_S:
+                            path.unlink(missing_ok=True)
+                    elif _SAVED_NAME.fullmatch(path.name) and f"{day.name}/{path.name}" not in indexed:
+                        self._adopt(path)
+                except FileNotFoundError:
+                    continue
+
+    def _adopt(self, path: Path) -> None:
+        data = path.read_bytes()
+        settings = read_metadata(data)
+        try:
+            info = inspect_image(data)
+        except ValueError:
+            info = None
+        if info is None or not settings or settings.get("generator") != "flux-ui":
+            log.warning("%s is in the outputs folder but is not a whole flux-ui image; left unlisted", path.name)
+            return
+        seed = settings.get("seed")
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path.stem, path.stat().st_mtime, str(settings.get("tab", "")), str(settings.get("model", "")),
+                 str(settings.get("prompt", "")), seed if isinstance(seed, int) else None, info.width, info.height,
+                 info.format, str(path.relative_to(self.folder)), json.dumps(settings, ensure_ascii=False)),
+            )
+        log.info("indexed %s: it was saved whole but not indexed when flux-ui last stopped", path.name)
 
     def _entry(self, row: tuple[Any, ...]) -> Entry:
         id_, created, tab, model, prompt, seed, width, height, fmt, path, settings = row
