@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
-from soak import CI_PLAN, FULL_PLAN, RSS_GROWTH_LIMIT_MB, run_soak
 
 from app_fixtures import running_app
 from flux_ui.emulator import EmulatorConfig
+from soak import CI_PLAN, FULL_PLAN, RSS_GROWTH_LIMIT_MB, run_soak
 
 PLAN = FULL_PLAN if os.environ.get("FLUX_UI_SOAK") == "full" else CI_PLAN
 
