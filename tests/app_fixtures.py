@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+import httpx
 import pytest
 
 from flux_ui.emulator import Emulator, EmulatorConfig
@@ -31,6 +33,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 #: Quotas no test reaches unless it asks for a tight one.
 FAST = {m: Quota(1000, 1.0) for m in MODELS}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @dataclass
@@ -77,6 +80,26 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppUnderTest]:
     with running_app(tmp_path_factory.mktemp("outputs")) as running:
         yield running
+
+
+def call_mcp_tool(http: httpx.Client, base: str, name: str, arguments: dict[str, Any],
+                  progress_token: str | None = None) -> str:
+    """One MCP tool call over streamable HTTP, as an MCP client makes it: the raw answer (SSE).
+
+    With ``progress_token`` the client asks for progress notifications, which Gradio answers
+    through another code path (the streamed updates instead of the final result).
+    """
+    url = f"{base}/gradio_api/mcp/"
+    opened = http.post(url, headers=MCP_HEADERS, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "canary", "version": "1"}}})
+    session = {"mcp-session-id": opened.headers["mcp-session-id"]} if "mcp-session-id" in opened.headers else {}
+    http.post(url, headers={**MCP_HEADERS, **session}, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    if progress_token is not None:
+        params["_meta"] = {"progressToken": progress_token}
+    called = http.post(url, headers={**MCP_HEADERS, **session}, json={
+        "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params})
+    return called.text
 
 
 def chromium_or_skip() -> str:

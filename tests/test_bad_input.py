@@ -688,8 +688,9 @@ async def test_a_refusal_leaves_the_persons_inputs_as_they_were(name: str, handl
     assert len(outputs) == 1 and len(handler_runtime.emulator.requests()) == before  # type: ignore[union-attr]
     shown = dict(zip(event.outputs, outputs[0], strict=True))
     assert any(isinstance(v, str) and v.startswith("⚠️") for v in shown.values()), shown  # the reason, shown
-    kept = [c for c in event.inputs if c in shown]  # inputs the event also writes: the seed box, the trail
-    assert kept and all(shown[c] == {"__type__": "update"} for c in kept), shown
+    kept = [c for c in event.inputs if c in shown]  # inputs the event also writes: the seed box
+    assert kept or name == "kontext", shown  # Kontext's trail is written by the page-only step after it
+    assert all(shown[c] == {"__type__": "update"} for c in kept), shown
 
 
 @pytest.mark.asyncio(loop_scope="module")

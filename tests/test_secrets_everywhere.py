@@ -30,7 +30,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_fixtures import AppUnderTest, running_app
+from app_fixtures import AppUnderTest, call_mcp_tool, running_app
 from flux_ui.client.errors import FluxError
 from flux_ui.emulator import Emulator, EmulatorConfig, Fault
 from flux_ui.emulator.auth import make_entra_token
@@ -46,7 +46,6 @@ KONTEXT = "FLUX.1-Kontext-pro"
 LOGGERS = ("", "flux_ui", "httpx", "httpcore", "gradio", "gradio_client", "uvicorn", "uvicorn.error",
            "uvicorn.access", "uvicorn.asgi", "fastapi", "starlette", "mcp", "asyncio")
 SMALL = {"width": 256, "height": 256}  # quick to render; sizes play no part in where a key could go
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @functools.cache
@@ -200,17 +199,6 @@ def call_raw(http: httpx.Client, base: str, api_name: str, data: list[Any]) -> s
     return http.get(f"{base}/gradio_api/call/{api_name}/{posted.json()['event_id']}").text
 
 
-def call_mcp_tool(http: httpx.Client, base: str, name: str, arguments: dict[str, Any]) -> str:
-    url = f"{base}/gradio_api/mcp/"
-    opened = http.post(url, headers=MCP_HEADERS, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "canary", "version": "1"}}})
-    session = {"mcp-session-id": opened.headers["mcp-session-id"]} if "mcp-session-id" in opened.headers else {}
-    http.post(url, headers={**MCP_HEADERS, **session}, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-    called = http.post(url, headers={**MCP_HEADERS, **session}, json={
-        "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
-    return called.text
-
-
 def with_fault(app: AppUnderTest, fault: Fault, call: Any) -> Any:
     app.emulator.set_faults("*", [fault])
     try:
@@ -262,7 +250,8 @@ def drive_everything(app: AppUnderTest, client: Client, http: httpx.Client, refs
         http.get(f"{app.url}/gradio_api/file={app.outputs / entry['file']}")
     answers["raw-generate"] = call_raw(http, app.url, "generate", ["FLUX.2-pro", "a raw canary", True, None, 256,
                                                                    256, None, 2, "png", 4.5, 50, True, 4, 0.0, ""])
-    # MCP's generate tool answers "pop index out of range" (Gradio 6.31 with this tab's outputs)
+    mcp_args = {"model": "FLUX.2-pro", "prompt": "an mcp canary", "width": 256, "height": 256}
+    answers["mcp-generate"] = call_mcp_tool(http, app.url, "generate", mcp_args)
     answers["mcp-history"] = call_mcp_tool(http, app.url, "history", {"limit": 2})
     return answers
 
@@ -352,6 +341,7 @@ def test_the_drill_sent_the_key_and_reached_every_path(drill: Drill) -> None:
     assert "upstream echoed Authorization: Bearer ***" in answers["400-echo"][2]  # shown, redacted
     assert "quota" in answers["429"][2].lower() and "key" in answers["401"][2].lower()
     assert "event: complete" in answers["raw-generate"] and '"isError":false' in answers["mcp-history"]
+    assert '"isError":false' in answers["mcp-generate"]
     paths = {r.path for r in drill.responses}
     assert {"/", "/config", "/gradio_api/info", "/gradio_api/openapi.json", "/gradio_api/mcp/schema",
             "/gradio_api/queue/join", "/gradio_api/upload", "/gradio_api/call/generate"} <= paths

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+import mimetypes
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import gradio as gr
+from gradio.processing_utils import save_bytes_to_cache
+from gradio.route_utils import API_PREFIX
 from gradio.utils import get_upload_folder
 
 from flux_ui.client.errors import ValidationError
 from flux_ui.client.validation import model_id_text
+from flux_ui.images import MAX_REFERENCE_BYTES
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 
 _FILE_MARKER = {"_type": "gradio.FileData"}
+#: The x-gradio-user header gradio_client sends, and Gradio's MCP server through it.
+_PROGRAM_CALLERS = frozenset({"api", "mcp"})
+#: Where a Gradio file link names the file: the upload_file_to_gradio MCP helper hands out such links.
+_FILE_ROUTE = f"{API_PREFIX}/file="
+_DATA_EXAMPLE = '"data:image/png;base64,…"'
+#: A js-only listener's answer that shows its output component, in the browser, with no round trip.
+_SHOW_JS = "() => ({__type__: 'update', visible: true})"
 
 
 @dataclass
@@ -50,11 +64,91 @@ def error_text(err: Exception) -> str:
     return f"⚠️ {err}"
 
 
-def named_signature(required: Sequence[str], optional: Mapping[str, Any]) -> inspect.Signature:
-    """A signature with these names and defaults, so the API lists them instead of param_3…"""
+def named_signature(required: Sequence[str], optional: Mapping[str, Any], request: bool = False) -> inspect.Signature:
+    """A signature with these names and defaults, so the API lists them instead of param_3…
+
+    With ``request``, a last parameter ``request: gr.Request``, which Gradio fills in and the API
+    does not list (see :func:`endpoint`).
+    """
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    extra = [inspect.Parameter("request", kind, default=None, annotation=gr.Request)] if request else []
     return inspect.Signature([inspect.Parameter(n, kind) for n in required]
-                             + [inspect.Parameter(n, kind, default=d) for n, d in optional.items()])
+                             + [inspect.Parameter(n, kind, default=d) for n, d in optional.items()] + extra)
+
+
+# --- named endpoints: one event for the page and for programs ---------------------------------
+
+def endpoint(handler: Callable[..., AsyncIterator[Any]], name: str, required: Sequence[str],
+             optional: Mapping[str, Any]) -> Callable[..., AsyncIterator[Any]]:
+    """``handler(*values, request=…)`` as the event function of a named endpoint.
+
+    Gradio sees parameters with these names (what the API lists), then a ``gr.Request``, which it
+    recognises by signature and annotation, fills in, and leaves out of the API; the handler tells
+    the page from gradio_client and MCP by it (:func:`unchanged`). Called with the values alone, as
+    tests call an event's function, the handler gets ``request=None``: the page's behaviour.
+    """
+    count = len(required) + len(optional)
+
+    async def call(*args: Any) -> AsyncIterator[Any]:
+        async for outputs in handler(*args[:count], request=args[count] if len(args) > count else None):
+            yield outputs
+
+    call.__name__ = call.__qualname__ = name  # MCP names the tool after the function
+    call.__doc__ = handler.__doc__  # the endpoint's and the tool's description
+    call.__signature__ = named_signature(required, optional, request=True)  # type: ignore[attr-defined]
+    call.__annotations__ = {"request": gr.Request | None}  # what Gradio reads to find the request
+    return call
+
+
+def from_program(request: gr.Request | None) -> bool:
+    """Whether a program made this call, not the page: gradio_client and Gradio's MCP server say so in
+    x-gradio-user; curl and other plain HTTP callers use the /call/ route, which the page never does."""
+    if request is None:
+        return False
+    return (request.headers.get("x-gradio-user") in _PROGRAM_CALLERS
+            or f"{API_PREFIX}/call/" in request.url.path)
+
+
+def unchanged(request: gr.Request | None) -> Any:
+    """The value for an output a call leaves as it was: the page keeps what it shows (gr.update()),
+    a program gets None rather than Gradio's update dict."""
+    return None if from_program(request) else gr.update()
+
+
+def show_on(listener: Callable[..., Any], component: gr.components.Component) -> None:
+    """Show ``component`` (a Stop button) in the browser the moment ``listener`` fires.
+
+    A named endpoint's outputs are what its API returns, so its handler cannot show the button;
+    the private step after it hides it again.
+    """
+    listener(None, None, component, js=_SHOW_JS, api_visibility="private")
+
+
+def handoff() -> gr.State:
+    """A per-session box through which an endpoint's handler passes what only the page shows.
+
+    Gradio 6.31's MCP server removes a tool's gr.State outputs by position from a result that
+    does not hold them ("pop index out of range", or the wrong value), so a named endpoint outputs
+    exactly what its API returns, never a State. What the page alone needs (a reference problem,
+    the Kontext trail) is left in this box, an input of the endpoint (:func:`leave`), and moved into
+    the page by a private ``.then`` step (:func:`take`).
+    """
+    return gr.State({})
+
+
+def leave(box: Any, **values: Any) -> None:
+    """Put these values in the box for the step after the run (a direct call may hand no box)."""
+    if isinstance(box, dict):
+        box.update(values)
+
+
+def take(box: Any) -> dict[str, Any]:
+    """What the run left in the box, which is emptied: a later run that leaves nothing finds nothing."""
+    if not isinstance(box, dict):
+        return {}
+    values = dict(box)
+    box.clear()
+    return values
 
 
 # --- values as the API hands them over (events with preprocess=False) ------------------------
@@ -79,12 +173,27 @@ def accept_raw_files(component: gr.components.Component) -> None:
     Even with preprocess=False, Gradio checks an input's payload against the component's data
     model before any handler runs, and a plain string where a file belongs (``references=
     ["cat.jpg"]``) fails there with its generic "the upstream Gradio app has raised an exception".
-    The API schema is computed first and cached, so view_api and MCP still describe a file input.
-    Gradio still moves every FileData payload into its cache, refusing one outside its upload
-    folder, before the handler; :func:`received_files` checks everything else.
+    The API schema is computed first and kept, so view_api and MCP still describe a file input;
+    its ``$ref``s are resolved in place, because MCP lifts the schema under a tool's parameter,
+    where a reference to the component's own ``$defs`` points nowhere and the MCP server refuses
+    every call. Gradio still moves every FileData payload into its cache, refusing one outside its
+    upload folder, before the handler; :func:`received_files` checks everything else.
     """
-    component.api_info()
+    schema = component.api_info()
+    inlined = _without_refs(schema, schema.get("$defs", {}))
+    component.api_info = lambda: inlined  # type: ignore[method-assign]
     component.data_model = None
+
+
+def _without_refs(node: Any, defs: Mapping[str, Any]) -> Any:
+    """A JSON schema with every local ``$ref`` replaced by its definition, and no ``$defs``."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _without_refs(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _without_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_without_refs(v, defs) for v in node]
+    return node
 
 
 def upload_roots(runtime: Runtime) -> tuple[Path, ...]:
@@ -96,9 +205,12 @@ def received_files(value: Any, roots: Sequence[Path], label: str, example: str, 
     """The paths in a file input's raw value, each checked before anything is opened.
 
     A path is accepted only from a Gradio file payload (the browser's, or gradio_client's
-    ``handle_file``) and only inside ``roots``: a plain string or a bare ``{"path": ...}`` could
-    name any file on this machine. ``label`` names a file (numbered: "image" → "image 2"),
-    ``example`` shows the call that works.
+    ``handle_file``) or a Gradio file link (what the upload_file_to_gradio MCP helper hands out),
+    and only inside ``roots``: a plain string or a bare ``{"path": ...}`` could name any file on
+    this machine. A file sent inline as base64 data (how MCP clients send one: Gradio 6.31's MCP
+    server converts strings to files only outside lists) is saved to the uploads first. Other
+    links are not fetched. ``label`` names a file (numbered: "image" → "image 2"), ``example``
+    shows the call that works.
     """
     if value is None:
         return []
@@ -109,13 +221,50 @@ def received_files(value: Any, roots: Sequence[Path], label: str, example: str, 
 
 def _received_path(item: Any, roots: Sequence[Path], name: str, example: str) -> str:
     if isinstance(item, str):
-        raise ValidationError(f"{name} must be an uploaded file, not the text {item!r}: flux-ui never opens a path "
-                              f"named in a request. Send the file itself, as {example}.", field="references")
+        return _path_in_text(item, roots, name, example)
     path = item.get("path") if isinstance(item, dict) else None
     if not isinstance(path, str) or item.get("meta") != _FILE_MARKER:
         shown = f"dict with keys {sorted(map(str, item))}" if isinstance(item, dict) else type(item).__name__
         raise ValidationError(f"{name} is not a file Gradio received (got {shown}); send the file itself, as "
                               f"{example}.", field="references")
+    return _confined(path, roots, name, example)
+
+
+def _path_in_text(text: str, roots: Sequence[Path], name: str, example: str) -> str:
+    """A file sent as text: base64 data, or a link to a file Gradio holds (still confined to ``roots``)."""
+    if text.startswith("data:"):
+        return _saved_data(text, name, example)
+    if text.startswith(("http://", "https://")):
+        if _FILE_ROUTE in text:
+            return _confined(unquote(text.split(_FILE_ROUTE, 1)[1]), roots, name, example)
+        raise ValidationError(f"{name} is a link to {text}: flux-ui does not fetch links. Send the file itself, as "
+                              f"{example}, or from an MCP client as base64 data, {_DATA_EXAMPLE}.",
+                              field="references")
+    raise ValidationError(f"{name} must be an uploaded file, not the text {text!r}: flux-ui never opens a path "
+                          f"named in a request. Send the file itself, as {example}.", field="references")
+
+
+def _saved_data(text: str, name: str, example: str) -> str:
+    """A base64 data URL decoded into Gradio's uploads, where every received file is read from."""
+    head, _, payload = text.partition(",")
+    if not head.endswith(";base64") or not payload:
+        raise ValidationError(f"{name} is data but not base64 data; send it as {_DATA_EXAMPLE}, or as {example}.",
+                              field="references")
+    size = len(payload) // 4 * 3
+    if size > MAX_REFERENCE_BYTES:
+        raise ValidationError(f"{name} is {size / 1_048_576:.0f} MB; flux-ui reads at most "
+                              f"{MAX_REFERENCE_BYTES // 1_048_576} MB per image: export it as a JPEG or at a smaller "
+                              "size first.", field="references")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error:
+        raise ValidationError(f"{name} is not valid base64 data; send it as {_DATA_EXAMPLE}.",
+                              field="references") from None
+    suffix = mimetypes.guess_extension(head.removeprefix("data:").split(";", 1)[0]) or ".bin"
+    return save_bytes_to_cache(data, f"reference{suffix}", get_upload_folder())
+
+
+def _confined(path: str, roots: Sequence[Path], name: str, example: str) -> str:
     resolved = Path(path).resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
         raise ValidationError(f"{name} ({resolved.name}) is not a file uploaded to this app; upload it, as {example}, "

@@ -144,6 +144,17 @@ def updates_with_values(spec: ModelSpec, names: Sequence[str], values: Mapping[s
     return updates
 
 
+def seed_after_run(message: str | None, seed: Any) -> list[Any]:
+    """[the seed "Reuse this seed" loads, that button] once a run has ended.
+
+    An empty message means an image was made (the endpoints' contract), with ``seed``, which the
+    button then offers; after a failure both stay as they were.
+    """
+    if message:
+        return [gr.update(), gr.update()]
+    return [seed, gr.update(visible=seed is not None)]
+
+
 def wire_seed(seed: gr.components.Component, randomize: gr.Checkbox, reuse: gr.Button, used_seed: gr.State) -> None:
     """The seed box is greyed while randomizing; "reuse this seed" keeps the last one."""
     reuse.click(lambda s: (gr.update(value=s), gr.update(value=False)), used_seed, [seed, randomize],

@@ -29,11 +29,16 @@ from flux_ui.ui.common import (
     TabHandle,
     accept_raw_files,
     checked_model,
+    endpoint,
     error_text,
     flag,
+    handoff,
+    leave,
     model_choices,
-    named_signature,
     received_files,
+    show_on,
+    take,
+    unchanged,
     upload_roots,
 )
 from flux_ui.ui.controls import (
@@ -41,6 +46,7 @@ from flux_ui.ui.controls import (
     make_component,
     merged_declaration,
     reuse_updates,
+    seed_after_run,
     wire_model_controls,
     wire_seed,
 )
@@ -266,48 +272,53 @@ def build(ctx: TabContext) -> TabHandle:
     wire_model_controls(ctx.demo, model, presets, controls)
 
     async def generate(model_value: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
-                       *values: Any) -> AsyncIterator[tuple]:
+                       *rest: Any, request: gr.Request | None = None) -> AsyncIterator[tuple]:
         """Make one image from a prompt and 1–10 reference images with FLUX.2 [pro] or [flex].
 
         ``references`` are image files, sent in the order given: the prompt calls them image 1,
         image 2, … FLUX.2 [pro] takes up to 8, FLUX.2 [flex] up to 10; more is refused, never
-        trimmed. Parameters after ``randomize_seed`` are the capability registry's, by name;
-        a model ignores those it does not take, and None means the model's default. Returns the
-        saved image file (the service's original bytes), a caption, a status message (empty when
-        all went well; the reason when nothing was made) and the seed used.
+        trimmed. From an MCP client, send each as base64 data ("data:image/png;base64,…") or as a
+        link this app gave for an uploaded file. Parameters after ``randomize_seed`` are the
+        capability registry's, by name; a model ignores those it does not take, and None means the
+        model's default. Returns the saved image file (the service's original bytes), a caption, a
+        status message (empty when all went well; the reason when nothing was made) and the seed used.
         """
-        keep = gr.update()
+        *values, box = rest
+        keep = unchanged(request)
         try:
             async for step in handle_edit(runtime, models, model_value, prompt_text, reference_files, randomize_seed,
                                           dict(zip(names, values, strict=True))):
                 if isinstance(step, str):
-                    yield keep, keep, step, keep, None, gr.update(visible=True), keep, None
+                    yield keep, keep, step, keep
                 else:
-                    seed = step.result.seed
-                    yield (step.path, handlers.caption(step.result), "", seed, None, gr.update(visible=False),
-                           gr.update(visible=seed is not None), seed)
+                    yield step.path, handlers.caption(step.result), "", step.result.seed
         except FluxError as err:
-            # A bad reference is also shown by the references (the API sees it in the status).
-            problem = error_text(err) if isinstance(err, ReferenceImageError) else None
-            yield keep, keep, error_text(err), keep, problem, gr.update(visible=False), keep, None
+            if isinstance(err, ReferenceImageError):  # also shown by the references (the API sees the status)
+                leave(box, problem=error_text(err))
+            yield keep, keep, error_text(err), keep
 
-    generate.__name__ = "edit"  # MCP names the tool after the function
-    generate.__signature__ = named_signature(  # type: ignore[attr-defined]
-        ["model", "prompt", "references"], {"randomize_seed": True, **dict.fromkeys(names)}
-    )
-    inputs = [model, prompt, refs_files, randomize, *control_list]
-    problem = gr.State(None)  # a reference error for the note by the references (a State: not in the API)
-    # The API returns the first four: image, caption, status and the seed used (States and buttons are not in it).
-    outputs = [image, info, status, controls["seed"], problem, stop, reuse, used_seed]
+    endpoint_fn = endpoint(generate, "edit", ["model", "prompt", "references"],
+                           {"randomize_seed": True, **dict.fromkeys(names), "page": None})  # page: see handoff()
+    page_box = handoff()
+    inputs = [model, prompt, refs_files, randomize, *control_list, page_box]
+    outputs = [image, info, status, controls["seed"]]  # what the API returns, in its order: no State, no button
+
+    def after_run(message: str | None, seed: Any, box: dict[str, Any]) -> list[Any]:
+        """The seed to reuse, a reference problem by the references, and Stop hidden, once a run has ended."""
+        problem = take(box).get("problem")
+        return [*seed_after_run(message, seed), problem or gr.update(), gr.update(visible=False)]
+
     # preprocess=False: values reach handle_edit as sent, and the client's validation, which knows each
     # model's own bounds, answers bad ones; Gradio would check them against the bounds the controls were
     # built with, in its own words. References still arrive only as files Gradio received (accept_raw_files).
     accept_raw_files(refs_files)
-    event = run.click(generate, inputs, outputs, api_name="edit", preprocess=False)
-    key_event = prompt.submit(generate, inputs, outputs, api_visibility="private", preprocess=False)
+    show_on(run.click, stop)
+    event = run.click(endpoint_fn, inputs, outputs, api_name="edit", preprocess=False)
+    show_on(prompt.submit, stop)
+    key_event = prompt.submit(endpoint_fn, inputs, outputs, api_visibility="private", preprocess=False)
     for done in (event, key_event):
-        done.then(lambda text: gr.update() if text is None else text, problem, note, api_visibility="private",
-                  show_progress="hidden")
+        done.then(after_run, [status, controls["seed"], page_box], [used_seed, reuse, note, stop],
+                  api_visibility="private", show_progress="hidden")
     stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event, key_event],
                api_visibility="private")
     wire_seed(controls["seed"], randomize, reuse, used_seed)

@@ -20,6 +20,8 @@ from typing import Any
 
 import gradio as gr
 from gradio.data_classes import FileData
+from gradio.route_utils import API_PREFIX
+from gradio_client.utils import encode_file_path
 from PIL import Image
 
 from flux_ui.history import Entry, History
@@ -212,8 +214,15 @@ def api_entries(history: History, model: str | None, text: str | None,
                        "Leave it empty to list every prompt.")
     entries = [e for e in history.list(model=model, text=text, limit=api_limit(limit)) if e.path.is_file()]
     records = [api_record(e, history.folder) for e in entries]
-    files = [FileData(path=str(e.path), orig_name=e.path.name) for e in entries]
+    files = [saved_file(e) for e in entries]
     return records, files
+
+
+def saved_file(entry: Entry) -> FileData:
+    """An entry's file as the API returns it: gradio_client downloads it by path; an MCP client is
+    given the link (Gradio adds its address), as for every other tool's images."""
+    return FileData(path=str(entry.path), orig_name=entry.path.name,
+                    url=f"{API_PREFIX}/file={encode_file_path(entry.path)}")
 
 
 def api_limit(value: Any) -> int:

@@ -31,11 +31,16 @@ from flux_ui.ui.common import (
     TabHandle,
     accept_raw_files,
     checked_model,
+    endpoint,
     error_text,
     flag,
+    handoff,
+    leave,
     model_choices,
-    named_signature,
     received_files,
+    show_on,
+    take,
+    unchanged,
     upload_roots,
 )
 from flux_ui.ui.controls import all_param_names
@@ -402,19 +407,19 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
                  api_visibility="private")
 
     async def kontext(model_value: str, prompt_text: str, image_value: Any, route_value: str | None,
-                      *rest: Any) -> AsyncIterator[tuple]:
+                      *rest: Any, request: gr.Request | None = None) -> AsyncIterator[tuple]:
         """Edit one picture with a plain instruction (FLUX.1 Kontext).
 
-        Takes the model, the instruction, the image file to edit and the route ("bfl", or
-        "images/edits" for the Image API, which carries only the aspect ratio and output format).
-        An empty aspect_ratio matches the input image. The other parameters are the capability
-        registry's, by name; None means the model's default, and safety_tolerance is at most 2
-        when editing. Returns the saved result file (the service's original bytes and format),
-        a caption with size, seed, time and cost, and a status message; a bad input comes back
-        as the message, with nothing sent.
+        Takes the model, the instruction, the image file to edit (from an MCP client, as base64
+        data: "data:image/png;base64,…") and the route ("bfl", or "images/edits" for the Image API,
+        which carries only the aspect ratio and output format). An empty aspect_ratio matches the
+        input image. The other parameters are the capability registry's, by name; None means the
+        model's default, and safety_tolerance is at most 2 when editing. Returns the saved result
+        file (the service's original bytes and format), a caption with size, seed, time and cost,
+        and a status message; a bad input comes back as the message, with nothing sent.
         """
-        *values, trail = rest
-        busy = (gr.update(), gr.update(), "", gr.update(), gr.update(), gr.update(), gr.update(visible=True))
+        *values, trail, box = rest
+        keep = unchanged(request)
         randomize_seed = values[len(size_names)]
         named = dict(zip([*size_names, *other_names], [*values[:len(size_names)], *values[len(size_names) + 1:]],
                          strict=True))
@@ -422,34 +427,42 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
             async for step in handle_kontext(runtime, models, model_value, prompt_text, image_value, route_value,
                                              randomize_seed, named, trail or []):
                 if isinstance(step, str):
-                    yield (*busy[:2], step, *busy[3:])
+                    yield keep, keep, step
                     continue
                 result = step.generated.result
-                yield (step.generated.path, handlers.caption(result), done_status(step, result.route),
-                       step.trail, step.current, gr.update(visible=True), gr.update(visible=False))
+                leave(box, trail=step.trail, current=step.current)
+                yield step.generated.path, handlers.caption(result), done_status(step, result.route)
         except FluxError as err:
-            yield (gr.update(), gr.update(), error_text(err), gr.update(), gr.update(), gr.update(),
-                   gr.update(visible=False))
+            yield keep, keep, error_text(err)
 
-    kontext.__signature__ = named_signature(  # type: ignore[attr-defined]
-        ["model", "prompt", "image"],
-        {"route": None, **dict.fromkeys(size_names), "randomize_seed": True, **dict.fromkeys(other_names),
-         "trail": None},  # trail is session state, not part of the API
-    )
+    endpoint_fn = endpoint(kontext, "kontext", ["model", "prompt", "image"], {
+        "route": None, **dict.fromkeys(size_names), "randomize_seed": True, **dict.fromkeys(other_names),
+        "trail": None, "page": None})  # session state, not part of the API (see handoff())
+    page_box = handoff()
     inputs = [model, prompt, image, route, *(controls[n] for n in size_names), randomize,
-              *(controls[n] for n in other_names), trail_state]
-    outputs = [result, info, status, trail_state, current_state, use, stop]
+              *(controls[n] for n in other_names), trail_state, page_box]
+    outputs = [result, info, status]  # what the API returns, in its order: no State, no button
     # preprocess=False: values reach handle_kontext as sent and are refused there in flux-ui's words (Gradio
     # would check them against the controls' bounds); the image still arrives only as a file Gradio received.
     accept_raw_files(image)
-    event = run.click(kontext, inputs, outputs, api_name="kontext", preprocess=False)
+    show_on(run.click, stop)
+    event = run.click(endpoint_fn, inputs, outputs, api_name="kontext", preprocess=False)
 
     def show_trail(trail: list[Step], current: int | None) -> tuple[Any, str]:
         return (gr.update(value=trail_gallery(trail), visible=bool(trail), selected_index=current,
                           height=trail_height(len(trail))),
                 trail_text(trail, current))
 
-    event.then(show_trail, [trail_state, current_state], [gallery, trail_md], api_visibility="private")
+    def after_run(box: dict[str, Any]) -> tuple[Any, ...]:
+        """The trail and "Use this result" after an edit, and Stop hidden, once a run has ended."""
+        done = take(box)
+        if "trail" not in done:  # nothing was made: the trail stays as it was
+            return (*[gr.update()] * 5, gr.update(visible=False))
+        trail, current = done["trail"], done["current"]
+        return (trail, current, *show_trail(trail, current), gr.update(visible=True), gr.update(visible=False))
+
+    event.then(after_run, page_box, [trail_state, current_state, gallery, trail_md, use, stop],
+               api_visibility="private", show_progress="hidden")
     stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event],
                api_visibility="private")
 

@@ -12,12 +12,23 @@ from flux_ui.client.errors import FluxError
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
-from flux_ui.ui.common import TabContext, TabHandle, checked_model, error_text, flag, model_choices, named_signature
+from flux_ui.ui.common import (
+    TabContext,
+    TabHandle,
+    checked_model,
+    endpoint,
+    error_text,
+    flag,
+    model_choices,
+    show_on,
+    unchanged,
+)
 from flux_ui.ui.controls import (
     all_param_names,
     make_component,
     merged_declaration,
     reuse_updates,
+    seed_after_run,
     wire_model_controls,
     wire_seed,
 )
@@ -80,37 +91,45 @@ def build(ctx: TabContext) -> TabHandle:
             side.change(handlers.size_note, [model, controls["width"], controls["height"]], size_note,
                         api_visibility="private", show_progress="hidden")
 
-    async def generate(model_value: str, prompt_text: str, randomize_seed: bool, *values: Any) -> AsyncIterator[tuple]:
+    async def generate(model_value: str, prompt_text: str, randomize_seed: bool, *values: Any,
+                       request: gr.Request | None = None) -> AsyncIterator[tuple]:
         """Generate one image from a prompt with the chosen model.
 
         Returns the saved image file (the service's original bytes and format), a caption with
-        size, seed, time and cost, and a status message. Parameters after ``randomize_seed``
-        are the capability registry's, by name; a model ignores those it does not take, and
-        None means the model's default. A bad input comes back as the message, nothing sent.
+        size, seed, time and cost, a status message (empty when all went well; the reason when
+        nothing was made) and the seed used. Parameters after ``randomize_seed`` are the
+        capability registry's, by name; a model ignores those it does not take, and None means
+        the model's default. A bad input comes back as the message, nothing sent.
         """
-        keep = gr.update()
+        keep = unchanged(request)
         try:
             async for step in handle_generate(runtime, model_value, prompt_text, randomize_seed,
                                               dict(zip(names, values, strict=True))):
                 if isinstance(step, str):
-                    yield keep, keep, step, keep, None, gr.update(visible=True), keep
+                    yield keep, keep, step, keep
                 else:
-                    result = step.result
-                    yield (step.path, handlers.caption(result), "", gr.update(visible=result.seed is not None),
-                           result.seed, gr.update(visible=False), result.seed)
+                    yield step.path, handlers.caption(step.result), "", step.result.seed
         except FluxError as err:
-            yield keep, keep, error_text(err), keep, None, gr.update(visible=False), keep
+            yield keep, keep, error_text(err), keep
 
-    generate.__signature__ = named_signature(  # type: ignore[attr-defined]
-        ["model", "prompt"], {"randomize_seed": True, **dict.fromkeys(names)}  # None: the model's default
-    )
+    endpoint_fn = endpoint(generate, "generate", ["model", "prompt"],
+                           {"randomize_seed": True, **dict.fromkeys(names)})  # None: the model's default
     inputs = [model, prompt, randomize, *control_list]
-    outputs = [image, info, status, reuse, used_seed, stop, controls["seed"]]
+    outputs = [image, info, status, controls["seed"]]  # what the API returns, in its order: no State, no button
     # preprocess=False: values reach the handler as sent, and the client's validation, which
     # knows each model's own bounds, answers bad ones; Gradio would check them against the
     # bounds the controls were built with, whichever model that was.
-    event = run.click(generate, inputs, outputs, api_name="generate", preprocess=False)
-    key_event = prompt.submit(generate, inputs, outputs, api_visibility="private", preprocess=False)
+    def after_run(message: str | None, seed: Any) -> list[Any]:
+        """The seed to reuse, and Stop hidden, once a run has ended."""
+        return [*seed_after_run(message, seed), gr.update(visible=False)]
+
+    show_on(run.click, stop)
+    event = run.click(endpoint_fn, inputs, outputs, api_name="generate", preprocess=False)
+    show_on(prompt.submit, stop)
+    key_event = prompt.submit(endpoint_fn, inputs, outputs, api_visibility="private", preprocess=False)
+    for done in (event, key_event):
+        done.then(after_run, [status, controls["seed"]], [used_seed, reuse, stop], api_visibility="private",
+                  show_progress="hidden")
     stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event, key_event],
                api_visibility="private")
     wire_seed(controls["seed"], randomize, reuse, used_seed)
