@@ -533,6 +533,17 @@ async def health(request: Request) -> Response:
 # --- polling and delivery -----------------------------------------------------------------------
 
 
+async def _play_faults(state: EmulatorState, record: RequestRecord, deployment: str, model_id: str,
+                       route: str) -> Fault | None:
+    """Draw the faults armed for a follow-up request (a poll, a download), log them, wait out their
+    latency, and return the outcome left to play."""
+    draw = state.faults.draw(deployment, model_id, route)
+    record.fault = draw.label
+    if draw.latency_s > 0:
+        await asyncio.sleep(draw.latency_s)
+    return draw.outcome
+
+
 async def poll_result(request: Request, state: EmulatorState, record: RequestRecord) -> Response:
     """``GET polling_url``: Pending for a few polls, then Ready (or Request Moderated).
 
@@ -551,11 +562,7 @@ async def poll_result(request: Request, state: EmulatorState, record: RequestRec
     task, status = polled
     record.deployment, record.model, record.prompt = task.deployment, task.model_id, task.prompt
     spec = MODELS[task.model_id]
-    draw = state.faults.draw(task.deployment, task.model_id, "poll")
-    record.fault = draw.label
-    if draw.latency_s > 0:
-        await asyncio.sleep(draw.latency_s)
-    outcome = draw.outcome
+    outcome = await _play_faults(state, record, task.deployment, task.model_id, "poll")
     if outcome is not None and outcome.kind == "status":
         raise _status_fault(state, outcome, "poll", task.deployment, spec)
     if outcome is not None and outcome.kind == "malformed":
@@ -592,11 +599,7 @@ async def deliver(request: Request, state: EmulatorState, record: RequestRecord)
     if stored is None or stored.extension != extension:
         raise ApiError(404, bodies.blob_error("BlobNotFound", "The specified blob does not exist."))
     record.deployment, record.model = stored.deployment, stored.model_id
-    draw = state.faults.draw(stored.deployment, stored.model_id, "delivery")
-    record.fault = draw.label
-    if draw.latency_s > 0:
-        await asyncio.sleep(draw.latency_s)
-    outcome = draw.outcome
+    outcome = await _play_faults(state, record, stored.deployment, stored.model_id, "delivery")
     if outcome is not None and outcome.kind == "status":
         code = "ServerBusy" if outcome.status == 503 else "InternalError"
         raise ApiError(outcome.status, bodies.blob_error(code, outcome.message or f"Injected {outcome.status}."))
