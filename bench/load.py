@@ -61,10 +61,12 @@ def launched_app(outputs: Path, service: EmulatorProcess) -> Iterator[str]:
 # --- the users' process -------------------------------------------------------------------------
 
 
-def _user(url: str, images: int, latencies: list[float], failures: list[str], start: threading.Barrier) -> None:
+def _user(url: str, images: int, latencies: list[list[float]], failures: list[str], start: threading.Barrier) -> None:
     from gradio_client import Client
 
     client = Client(url, verbose=False, ssl_verify=False)  # plain HTTP on loopback: no CA bundle to load per call
+    mine: list[float] = []
+    latencies.append(mine)
     start.wait()
     for i in range(images):
         t0 = time.perf_counter()
@@ -75,17 +77,17 @@ def _user(url: str, images: int, latencies: list[float], failures: list[str], st
                 failures.append(status or "no image")
         except Exception as exc:  # counted, not raised: one failed user must not hide the others' numbers
             failures.append(repr(exc))
-        latencies.append(time.perf_counter() - t0)
+        mine.append(time.perf_counter() - t0)
 
 
 def users_main(argv: Sequence[str] | None = None) -> int:
-    """Run the users and print one JSON line: latencies, failures, wall time, this process's CPU."""
+    """Run the users and print one JSON line: each user's latencies in order, failures, wall time, CPU."""
     parser = argparse.ArgumentParser(prog="python -m bench.load")
     parser.add_argument("url")
     parser.add_argument("users", type=int)
     parser.add_argument("images", type=int)
     args = parser.parse_args(argv)
-    latencies: list[float] = []
+    latencies: list[list[float]] = []
     failures: list[str] = []
     barrier = threading.Barrier(args.users + 1)
     threads = [threading.Thread(target=_user, args=(args.url, args.images, latencies, failures, barrier))
@@ -106,12 +108,21 @@ def users_main(argv: Sequence[str] | None = None) -> int:
 
 @dataclass(frozen=True)
 class Round:
-    latencies: list[float]
+    per_user: list[list[float]]  # each user's latencies, in the order made
     failures: list[str]
     wall_s: float
     users_cpu_s: float
     app_cpu_s: float
     service_cpu_s: float
+
+    @property
+    def latencies(self) -> list[float]:
+        return [t for user in self.per_user for t in user]
+
+    @property
+    def after_first(self) -> list[float]:
+        """Without each user's first request, which also pays for Gradio setting up the session."""
+        return [t for user in self.per_user for t in user[1:]]
 
 
 def _round(url: str, service: EmulatorProcess, users: int, images: int) -> Round:
@@ -141,6 +152,8 @@ def run(quick: bool = False) -> list[Row]:
     return [
         ratio_row(NAME, f"{users} users × {images} images ({latency:g} s latency): p95 vs one user's p95",
                   p95(loaded.latencies), p95(alone.latencies), 1.5),
+        Row(NAME, f"{users} users × {images} images: p95 after each user's first request (which sets up the "
+                  "session) vs the same for one user", p95(loaded.after_first), "s", p95(alone.after_first)),
         Row(NAME, f"{users} users × {images} images: succeeded (one user alone: "
                   f"{len(alone.latencies) - len(alone.failures)}/{len(alone.latencies)})", ok, "count", None,
             f"{total}", ok == total),
