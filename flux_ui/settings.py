@@ -205,6 +205,17 @@ def _parse_logins(text: str, problems: list[str]) -> tuple[tuple[str, Secret], .
     return tuple(logins)
 
 
+def _check_output_dir(output_dir: Path, problems: list[str]) -> None:
+    """The page may fetch any file in the outputs folder, so it must be a folder of its own, never
+    a disk's root, the home folder or a folder above it."""
+    resolved = output_dir.expanduser().resolve()
+    home = Path.home().resolve()
+    if resolved == Path(resolved.anchor) or resolved == home or resolved in home.parents:
+        problems.append(f"FLUX_OUTPUT_DIR={output_dir} would let the page fetch every file under {resolved}, "
+                        "because flux-ui serves its outputs folder; point it at a folder of its own, for example "
+                        "FLUX_OUTPUT_DIR=/data/flux-outputs")
+
+
 def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
     """Settings from ``env`` (the process environment by default) over a ``.env`` file."""
     import os
@@ -221,6 +232,7 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
     image_api_path = _choice(env, "FLUX_IMAGE_API_PATH", ("model", "deployment"), "deployment", problems)
     api_version = env.get("FLUX_API_VERSION") or "preview"
     output_dir = Path(env.get("FLUX_OUTPUT_DIR") or "outputs")
+    _check_output_dir(output_dir, problems)
     logins = _parse_logins(env.get("FLUX_UI_USERS", ""), problems)
 
     endpoint_text = env.get("AZURE_ENDPOINT", "")

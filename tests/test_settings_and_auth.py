@@ -185,3 +185,14 @@ async def test_a_failing_credential_says_what_to_do() -> None:
 
     with pytest.raises(AuthenticationError, match="az login"):
         await EntraAuth(Broken()).headers()
+
+
+@pytest.mark.parametrize("folder", ["/", str(Path.home()), str(Path.home().parent), "~"])
+def test_an_outputs_folder_that_would_serve_the_disk_is_refused(folder: str) -> None:
+    message = problems({"FLUX_OUTPUT_DIR": folder})
+    assert "FLUX_OUTPUT_DIR" in message and "folder of its own" in message
+
+
+def test_an_ordinary_outputs_folder_is_accepted(tmp_path: Path) -> None:
+    assert load_settings({"FLUX_OUTPUT_DIR": str(tmp_path / "outputs")}, dotenv_path=None).output_dir == (
+        tmp_path / "outputs")
