@@ -54,7 +54,7 @@ def test_passwords_stay_secret_in_settings() -> None:
 
 @pytest.mark.parametrize("args", [["--share"], ["--host", "0.0.0.0"]])
 def test_app_refuses_to_start_exposed_without_login(args: list[str], tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "FLUX_OUTPUT_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "FLUX_OUTPUT_DIR": str(tmp_path / "outputs"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "app.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2
