@@ -22,6 +22,7 @@ from flux_ui.client.validation import model_id_text
 from flux_ui.images import MAX_REFERENCE_BYTES
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
+from flux_ui.ui.progress import STOPPED
 
 _FILE_MARKER = {"_type": "gradio.FileData"}
 #: The x-gradio-user header gradio_client sends, and Gradio's MCP server through it.
@@ -122,6 +123,28 @@ def show_on(listener: Callable[..., Any], component: gr.components.Component) ->
     the private step after it hides it again.
     """
     listener(None, None, component, js=_SHOW_JS, api_visibility="private")
+
+
+def wire_run(fn: Callable[..., Any], inputs: Sequence[Any], outputs: Sequence[Any], *, api_name: str,
+             run: gr.Button, stop: gr.Button, status: gr.components.Component, after: Callable[..., Any],
+             after_inputs: Any, after_outputs: Sequence[Any], submit: gr.Textbox | None = None) -> None:
+    """A tab's run: the button (and Enter in ``submit``) starts the named endpoint with Stop shown at
+    once, the page-only step ``after`` follows it (its last output is ``stop``, hidden), and Stop
+    cancels it, saying honestly what that means.
+
+    The endpoint runs with preprocess=False: values reach the handler as sent, and the client's
+    validation, which knows each model's own bounds, answers bad ones; Gradio would check them
+    against the bounds the controls were built with, whichever model that was.
+    """
+    events = []
+    for listener, naming in ((run.click, {"api_name": api_name}),
+                             *([(submit.submit, {"api_visibility": "private"})] if submit else [])):
+        show_on(listener, stop)
+        event = listener(fn, inputs, outputs, preprocess=False, **naming)
+        event.then(after, after_inputs, after_outputs, api_visibility="private", show_progress="hidden")
+        events.append(event)
+    stop.click(lambda: (STOPPED, gr.update(visible=False)), None, [status, stop], cancels=events,
+               api_visibility="private")
 
 
 def handoff() -> gr.State:

@@ -36,10 +36,10 @@ from flux_ui.ui.common import (
     leave,
     model_choices,
     received_files,
-    show_on,
     take,
     unchanged,
     upload_roots,
+    wire_run,
 )
 from flux_ui.ui.controls import (
     all_param_names,
@@ -312,15 +312,9 @@ def build(ctx: TabContext) -> TabHandle:
     # model's own bounds, answers bad ones; Gradio would check them against the bounds the controls were
     # built with, in its own words. References still arrive only as files Gradio received (accept_raw_files).
     accept_raw_files(refs_files)
-    show_on(run.click, stop)
-    event = run.click(endpoint_fn, inputs, outputs, api_name="edit", preprocess=False)
-    show_on(prompt.submit, stop)
-    key_event = prompt.submit(endpoint_fn, inputs, outputs, api_visibility="private", preprocess=False)
-    for done in (event, key_event):
-        done.then(after_run, [status, controls["seed"], page_box], [used_seed, reuse, note, stop],
-                  api_visibility="private", show_progress="hidden")
-    stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event, key_event],
-               api_visibility="private")
+    wire_run(endpoint_fn, inputs, outputs, api_name="edit", run=run, submit=prompt, stop=stop, status=status,
+             after=after_run, after_inputs=[status, controls["seed"], page_box],
+             after_outputs=[used_seed, reuse, note, stop])
     wire_seed(controls["seed"], randomize, reuse, used_seed)
 
     outputs_for_reuse = [model, presets, prompt, randomize, *control_list, status]

@@ -38,10 +38,10 @@ from flux_ui.ui.common import (
     leave,
     model_choices,
     received_files,
-    show_on,
     take,
     unchanged,
     upload_roots,
+    wire_run,
 )
 from flux_ui.ui.controls import all_param_names
 
@@ -445,8 +445,6 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
     # preprocess=False: values reach handle_kontext as sent and are refused there in flux-ui's words (Gradio
     # would check them against the controls' bounds); the image still arrives only as a file Gradio received.
     accept_raw_files(image)
-    show_on(run.click, stop)
-    event = run.click(endpoint_fn, inputs, outputs, api_name="kontext", preprocess=False)
 
     def show_trail(trail: list[Step], current: int | None) -> tuple[Any, str]:
         return (gr.update(value=trail_gallery(trail), visible=bool(trail), selected_index=current,
@@ -461,10 +459,8 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
         trail, current = done["trail"], done["current"]
         return (trail, current, *show_trail(trail, current), gr.update(visible=True), gr.update(visible=False))
 
-    event.then(after_run, page_box, [trail_state, current_state, gallery, trail_md, use, stop],
-               api_visibility="private", show_progress="hidden")
-    stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event],
-               api_visibility="private")
+    wire_run(endpoint_fn, inputs, outputs, api_name="kontext", run=run, stop=stop, status=status, after=after_run,
+             after_inputs=page_box, after_outputs=[trail_state, current_state, gallery, trail_md, use, stop])
 
     def use_result(trail: list[Step]) -> tuple[Any, ...]:
         if not trail:

@@ -20,8 +20,8 @@ from flux_ui.ui.common import (
     error_text,
     flag,
     model_choices,
-    show_on,
     unchanged,
+    wire_run,
 )
 from flux_ui.ui.controls import (
     all_param_names,
@@ -116,22 +116,13 @@ def build(ctx: TabContext) -> TabHandle:
                            {"randomize_seed": True, **dict.fromkeys(names)})  # None: the model's default
     inputs = [model, prompt, randomize, *control_list]
     outputs = [image, info, status, controls["seed"]]  # what the API returns, in its order: no State, no button
-    # preprocess=False: values reach the handler as sent, and the client's validation, which
-    # knows each model's own bounds, answers bad ones; Gradio would check them against the
-    # bounds the controls were built with, whichever model that was.
+
     def after_run(message: str | None, seed: Any) -> list[Any]:
         """The seed to reuse, and Stop hidden, once a run has ended."""
         return [*seed_after_run(message, seed), gr.update(visible=False)]
 
-    show_on(run.click, stop)
-    event = run.click(endpoint_fn, inputs, outputs, api_name="generate", preprocess=False)
-    show_on(prompt.submit, stop)
-    key_event = prompt.submit(endpoint_fn, inputs, outputs, api_visibility="private", preprocess=False)
-    for done in (event, key_event):
-        done.then(after_run, [status, controls["seed"]], [used_seed, reuse, stop], api_visibility="private",
-                  show_progress="hidden")
-    stop.click(lambda: (progress.STOPPED, gr.update(visible=False)), None, [status, stop], cancels=[event, key_event],
-               api_visibility="private")
+    wire_run(endpoint_fn, inputs, outputs, api_name="generate", run=run, submit=prompt, stop=stop, status=status,
+             after=after_run, after_inputs=[status, controls["seed"]], after_outputs=[used_seed, reuse, stop])
     wire_seed(controls["seed"], randomize, reuse, used_seed)
 
     outputs_for_reuse = [model, presets, prompt, randomize, *control_list]
