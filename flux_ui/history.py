@@ -117,15 +117,19 @@ class History:
         _write_whole(path, data)
         entry = Entry(entry_id, created, tab, result.model, result.prompt, result.seed, result.info.width,
                       result.info.height, result.format, path, settings)
-        with self._lock:
-            # OR REPLACE: another flux-ui opening this folder may have indexed the file from its
-            # embedded settings between the rename and here; this row, with the full prompt, wins.
-            self._db.execute(
-                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.id, entry.created, tab, entry.model, entry.prompt, entry.seed, entry.width, entry.height,
-                 entry.format, str(path.relative_to(self.folder)), json.dumps(settings, ensure_ascii=False)),
-            )
+        # REPLACE: another flux-ui opening this folder may have indexed the file from its embedded
+        # settings between the rename and here; this row, with the full prompt, wins.
+        self._index(entry, "REPLACE")
         return entry
+
+    def _index(self, entry: Entry, on_conflict: str) -> None:
+        with self._lock:
+            self._db.execute(
+                f"INSERT OR {on_conflict} INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.id, entry.created, entry.tab, entry.model, entry.prompt, entry.seed, entry.width, entry.height,
+                 entry.format, str(entry.path.relative_to(self.folder)),
+                 json.dumps(entry.settings, ensure_ascii=False)),
+            )
 
     def list(self, model: str | None = None, text: str | None = None, limit: int = 200) -> list[Entry]:
         """Newest first, optionally only one model's, or those whose prompt contains ``text``."""
@@ -186,13 +190,9 @@ class History:
             log.warning("%s is in the outputs folder but is not a whole flux-ui image; left unlisted", path.name)
             return
         seed = settings.get("seed")
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (path.stem, path.stat().st_mtime, str(settings.get("tab", "")), str(settings.get("model", "")),
-                 str(settings.get("prompt", "")), seed if isinstance(seed, int) else None, info.width, info.height,
-                 info.format, str(path.relative_to(self.folder)), json.dumps(settings, ensure_ascii=False)),
-            )
+        self._index(Entry(path.stem, path.stat().st_mtime, str(settings.get("tab", "")), str(settings.get("model", "")),
+                          str(settings.get("prompt", "")), seed if isinstance(seed, int) else None, info.width,
+                          info.height, info.format, path, settings), "IGNORE")
         log.info("indexed %s: it was saved whole but not indexed when flux-ui last stopped", path.name)
 
     def _entry(self, row: tuple[Any, ...]) -> Entry:
