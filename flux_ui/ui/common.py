@@ -18,7 +18,6 @@ from gradio.route_utils import API_PREFIX
 from gradio.utils import get_upload_folder
 
 from flux_ui.client.errors import ValidationError
-from flux_ui.client.validation import model_id_text
 from flux_ui.images import MAX_REFERENCE_BYTES
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
@@ -175,11 +174,6 @@ def take(box: Any) -> dict[str, Any]:
 
 
 # --- values as the API hands them over (events with preprocess=False) ------------------------
-
-def checked_model(value: Any) -> str:
-    """The model as text, checked before the tab looks it up (the client checks it the same way)."""
-    return model_id_text(value)
-
 
 def flag(name: str, value: Any, default: bool) -> bool:
     """An on/off input: true or false (None: the default); "yes" or 1 is refused, not guessed."""

@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from flux_ui.client.errors import FluxError, ReferenceImageError, ValidationError
+from flux_ui.client.validation import model_id_text
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress, references
@@ -28,7 +29,6 @@ from flux_ui.ui.common import (
     TabContext,
     TabHandle,
     accept_raw_files,
-    checked_model,
     endpoint,
     error_text,
     flag,
@@ -144,7 +144,7 @@ async def handle_edit(runtime: Runtime, models: Sequence[str], model: Any, promp
     A bad input raises a FluxError (ValidationError) before anything is sent or any file the
     request names outside Gradio's uploads and the outputs folder is opened.
     """
-    model = checked_model(model)
+    model = model_id_text(model)  # before the tab looks it up
     params = handlers.collect_params(model, values, flag("randomize_seed", randomize_seed, True))
     paths = received_files(references, upload_roots(runtime), "image", REFERENCES_EXAMPLE)
     async for step in run_edit(runtime, model, prompt, paths, params, models):

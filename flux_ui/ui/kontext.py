@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 
 from flux_ui.client.errors import FluxError, ValidationError
+from flux_ui.client.validation import model_id_text
 from flux_ui.registry import MODELS, ModelSpec, Param, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
@@ -30,7 +31,6 @@ from flux_ui.ui.common import (
     TabContext,
     TabHandle,
     accept_raw_files,
-    checked_model,
     endpoint,
     error_text,
     flag,
@@ -292,7 +292,7 @@ async def handle_kontext(runtime: Runtime, models: Sequence[str], model: Any, pr
     A bad input raises a FluxError (ValidationError) before anything is sent or any file the
     request names outside Gradio's uploads and the outputs folder is opened.
     """
-    model = checked_model(model)
+    model = model_id_text(model)  # before the tab looks it up
     if model not in models:
         offered = " or ".join(f"{MODELS[m].display_name} ({m})" for m in models)
         name = MODELS[model].display_name if model in MODELS else repr(model)

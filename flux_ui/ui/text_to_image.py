@@ -9,13 +9,13 @@ from typing import Any
 import gradio as gr
 
 from flux_ui.client.errors import FluxError
+from flux_ui.client.validation import model_id_text
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
-    checked_model,
     endpoint,
     error_text,
     flag,
@@ -46,7 +46,7 @@ async def handle_generate(runtime: Runtime, model: Any, prompt: Any, randomize_s
 
     A bad input raises a FluxError (ValidationError) before anything is sent.
     """
-    model = checked_model(model)
+    model = model_id_text(model)  # before the tab looks it up
     params = handlers.collect_params(model, values, flag("randomize_seed", randomize_seed, True))
     async for step in progress.stream(runtime, model, prompt, params, tab=TAB):
         yield step
