@@ -1,4 +1,4 @@
-"""Shared fixtures: settings without a .env, sample photos, a scripted fake service."""
+"""Fixtures for every test: settings without a .env, the example photos, a scripted fake service."""
 
 from __future__ import annotations
 
@@ -30,20 +30,12 @@ from app_fixtures import app, browser, page, runtime  # noqa: F401  (fixtures ev
 from flux_ui.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SAMPLES = SHARED / "sample-images"
+#: The example photos the app ships (licences in assets/README.md); tests use them as real photos.
+SAMPLES = REPO / "assets" / "examples"
 ENDPOINT = "https://unit-test.services.ai.azure.com"
 KEY = "unit-test-key-6c1f0e9b"
 FAST = ":1000/1s"  # a quota no unit test reaches
 
-
-def require_shared(path: Path) -> Path:
-    """A file from ../shared; missing is a failure in CI and a skip elsewhere."""
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: CI must have ../shared beside the repository")
-        pytest.skip(f"{path} not found (../shared is not beside this checkout)")
-    return path
 
 
 def foundry_env(**overrides: str) -> dict[str, str]:

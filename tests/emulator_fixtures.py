@@ -24,7 +24,8 @@ from flux_ui.emulator import Emulator, EmulatorConfig
 __all__ = ["emu", "http", "module_emulator"]
 
 KEY = "emulator-test-key-5d41402abc4b2a76"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "sample-images"
+#: The example photos the app ships, as in conftest (imported from there would load every fixture).
+SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 PREVIEW = "preview"
 
 

@@ -8,7 +8,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from app_fixtures import AppUnderTest
-from conftest import SAMPLES, require_shared
+from conftest import SAMPLES
 from flux_ui.images import read_metadata
 from flux_ui.registry import MODELS, aspect_ratio_size
 
@@ -16,7 +16,7 @@ KONTEXT = "FLUX.1-Kontext-pro"
 
 
 def sample(name: str) -> str:
-    return str(require_shared(SAMPLES / name))
+    return str(SAMPLES / name)
 
 
 def test_the_endpoint_lists_real_parameter_names(app: AppUnderTest) -> None:

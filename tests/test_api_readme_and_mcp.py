@@ -10,7 +10,7 @@ import httpx
 from PIL import Image
 
 from app_fixtures import AppUnderTest, running_app
-from conftest import SAMPLES, require_shared
+from conftest import SAMPLES
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -21,7 +21,7 @@ def test_the_readme_client_example_runs(app: AppUnderTest, tmp_path: Path, monke
     source = code.group(1).replace('"http://127.0.0.1:7860/"', repr(app.url))
     # the example's file names, played by the sample photos
     for name, sample in {"cat.jpg": "chelsea.png", "sofa.jpg": "coffee.png", "street.png": "rocket.jpg"}.items():
-        shutil.copy(require_shared(SAMPLES / sample), tmp_path / name)
+        shutil.copy(SAMPLES / sample, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     scope: dict[str, object] = {}
     exec(compile(source, "README.md", "exec"), scope)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from app_fixtures import AppUnderTest, screenshot
-from conftest import SAMPLES, require_shared
+from conftest import SAMPLES
 from flux_ui.registry import MODELS
 
 pytestmark = pytest.mark.browser
@@ -168,7 +168,7 @@ def test_a_broken_upload_is_named_and_everything_is_kept(app: AppUnderTest, page
 
 
 def test_sample_photos_screenshot(app: AppUnderTest, page) -> None:
-    photos = [str(require_shared(SAMPLES / name)) for name in
+    photos = [str(SAMPLES / name) for name in
               ("chelsea.png", "coffee.png", "astronaut.png", "horse.png", "rocket.jpg")]
     open_tab(page, app, "FLUX.2-flex")
     add_and_wait(page, photos, 5)

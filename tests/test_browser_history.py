@@ -9,7 +9,7 @@ import pytest
 from gradio_client import Client
 
 from app_fixtures import AppUnderTest, running_app, screenshot
-from conftest import SAMPLES, require_shared
+from conftest import SAMPLES
 from flux_ui.history import Entry
 
 pytestmark = pytest.mark.browser
@@ -132,7 +132,7 @@ def test_dropping_a_saved_image_restores_its_settings(app: AppUnderTest, page, m
 
 
 def test_dropping_a_plain_photo_says_what_is_missing(app: AppUnderTest, page) -> None:
-    photo = require_shared(SAMPLES / "astronaut.png")
+    photo = SAMPLES / "astronaut.png"
     page.goto(app.url)
     page.get_by_role("tab", name="History").click()
     page.set_input_files("#history-drop input[type=file]", str(photo))

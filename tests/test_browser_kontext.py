@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from app_fixtures import AppUnderTest, screenshot
-from conftest import SAMPLES, require_shared
+from conftest import SAMPLES
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ def mean_rgb(path: object) -> list[float]:
 def open_tab(page, app: AppUnderTest, picture: str = "astronaut.png") -> None:
     page.goto(app.url)
     page.get_by_role("tab", name="Kontext edit").click()
-    page.set_input_files("#kontext-input input[type=file]", str(require_shared(SAMPLES / picture)))
+    page.set_input_files("#kontext-input input[type=file]", str(SAMPLES / picture))
     page.wait_for_selector("#kontext-input img")
 
 

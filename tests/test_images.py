@@ -14,11 +14,11 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, ImageStat
 
+from conftest import SAMPLES
 from flux_ui import images
 from flux_ui.client.errors import ReferenceImageError
 from flux_ui.images import (
@@ -32,7 +32,6 @@ from flux_ui.images import (
 )
 from flux_ui.registry import FOUR_MP
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "sample-images"
 AI_MARK = b"http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

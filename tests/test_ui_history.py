@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import pytest
 
-from conftest import SAMPLES, require_shared
+from conftest import SAMPLES
 from flux_ui.history import Entry
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, history_tab, text_to_image
@@ -194,7 +194,7 @@ async def test_a_saved_file_carries_its_settings(runtime: Runtime, three: list[E
 
 
 def test_a_plain_photo_or_a_non_image_is_named(tmp_path: Path) -> None:
-    photo = require_shared(SAMPLES / "astronaut.png")
+    photo = SAMPLES / "astronaut.png"
     settings, problem = settings_in_file(photo)
     assert settings is None and NO_SETTINGS in problem
     text = tmp_path / "notes.png"

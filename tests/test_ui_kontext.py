@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 from PIL import Image, ImageStat
 
-from conftest import SAMPLES, require_shared
+from conftest import SAMPLES
 from flux_ui.client.errors import ContentRefusedError, ValidationError
 from flux_ui.registry import MODELS, Route
 from flux_ui.runtime import Runtime
@@ -150,7 +150,7 @@ def test_trail_texts() -> None:
 # --- real edits through the emulator ----------------------------------------------------------
 
 async def test_a_chain_of_two_edits_sends_each_result_as_the_next_input(runtime: Runtime) -> None:
-    original = str(require_shared(SAMPLES / "astronaut.png"))
+    original = str(SAMPLES / "astronaut.png")
     first = await edit(runtime, "make it night", original, [])
     assert first.current == 0 and [s.instruction for s in first.trail] == [None, "make it night"]
     assert first.generated.entry.tab == "kontext"
@@ -167,7 +167,7 @@ async def test_a_chain_of_two_edits_sends_each_result_as_the_next_input(runtime:
 
 
 async def test_the_image_api_route_sends_to_images_edits(runtime: Runtime) -> None:
-    original = str(require_shared(SAMPLES / "chelsea.png"))
+    original = str(SAMPLES / "chelsea.png")
     params = kontext.edit_params(KONTEXT, Route.IMAGES_EDITS, {"seed": 3, "output_format": "jpeg"}, False)
     done = await edit(runtime, "make the cat blue", original, [], Route.IMAGES_EDITS, params)
     logged = runtime.emulator.requests()[-1]  # type: ignore[union-attr]
@@ -180,6 +180,6 @@ async def test_errors_propagate_and_nothing_is_sent_without_an_image(runtime: Ru
     with pytest.raises(ValidationError, match="Input image"):
         await edit(runtime, "make it night", None, [])  # type: ignore[arg-type]
     assert runtime.emulator.requests() == []  # type: ignore[union-attr]
-    original = str(require_shared(SAMPLES / "astronaut.png"))
+    original = str(SAMPLES / "astronaut.png")
     with pytest.raises(ContentRefusedError):
         await edit(runtime, "please refuse-me", original, [])
