@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flux_ui.client.core import FoundryClient
@@ -38,7 +38,13 @@ class Row:
     """One line of the results table.
 
     ``value`` and ``baseline`` are medians in ``unit``; ``ratio`` is None when the measure is a
-    count or a share with no baseline. ``met`` is None when the measure has no target.
+    count or a share with no baseline. ``met`` is None when the measure has no target, or when
+    quick mode does not judge it.
+
+    ``size_dependent`` says what kind of target it is. False (the default): a correctness check
+    (nothing failed, every image arrived, within the input limit) that holds at any size, so it
+    is judged in quick mode too. True: a target that only means something at full size (a ratio,
+    a share, a stall, a growth); quick mode reports the number without a verdict.
     """
 
     scenario: str
@@ -48,6 +54,19 @@ class Row:
     baseline: float | None = None
     target: str = ""
     met: bool | None = None
+    size_dependent: bool = False
+    quick: bool = False  # measured at quick-mode sizes
+
+    def in_quick_mode(self) -> Row:
+        """This row as quick mode reports it: a size-dependent target loses its verdict."""
+        return replace(self, quick=True, met=None if self.size_dependent else self.met)
+
+    @property
+    def verdict(self) -> str:
+        """The table's "met?" cell."""
+        if self.met is None:
+            return "not judged (quick)" if self.quick and self.target else "–"
+        return "met" if self.met else "**missed**"
 
     @property
     def ratio(self) -> float | None:
@@ -57,9 +76,9 @@ class Row:
 
 
 def ratio_row(scenario: str, measure: str, value: float, baseline: float, limit: float, unit: str = "s") -> Row:
-    """A row whose target is ``value / baseline ≤ limit``."""
+    """A row whose target is ``value / baseline ≤ limit`` (size-dependent, as every ratio is)."""
     ratio = value / baseline if baseline else math.inf
-    return Row(scenario, measure, value, unit, baseline, f"≤ {limit:.2f}×", ratio <= limit)
+    return Row(scenario, measure, value, unit, baseline, f"≤ {limit:.2f}×", ratio <= limit, size_dependent=True)
 
 
 # --- emulator and client ----------------------------------------------------------------------
@@ -235,7 +254,6 @@ def table(rows: Sequence[Row]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "–" if r.ratio is None else f"{r.ratio:.3f}×"
-        met = "–" if r.met is None else ("met" if r.met else "**missed**")
         lines.append(f"| {r.scenario} | {r.measure} | {_fmt(r.value, r.unit)} | {_fmt(r.baseline, r.unit)} | "
-                     f"{ratio} | {r.target or '–'} | {met} |")
+                     f"{ratio} | {r.target or '–'} | {r.verdict} |")
     return "\n".join(lines)

@@ -3,6 +3,12 @@
 Each scenario starts its own emulator on loopback and measures its own baseline, so the
 scenarios can run in any order or alone. ``--quick`` shrinks every scenario to a second or
 two (what the smoke test runs); its numbers show that the code works, not how fast it is.
+
+The exit status is 1 when a judged row misses its target. In a full run every target is
+judged. In quick mode only correctness checks are (nothing failed, no 429, every image
+arrived, within the input limit: ``Row.size_dependent`` False); targets that only mean
+something at full size (ratios, shares, stalls, growth) report their numbers as "not judged
+(quick)", so a quick run exits 0 when every scenario ran and every check held.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
 
 
 def run(names: Sequence[str], quick: bool) -> list[Row]:
+    """The rows of these scenarios, in quick mode with size-dependent targets left unjudged."""
     rows: list[Row] = []
     for name in names:
         start = time.perf_counter()
-        rows.extend(SCENARIOS[name](quick))
+        found = SCENARIOS[name](quick)
+        rows.extend([row.in_quick_mode() for row in found] if quick else found)
         print(f"# {name}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return rows
 

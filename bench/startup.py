@@ -132,6 +132,6 @@ def run(quick: bool = False) -> list[Row]:
     return [
         ratio_row(NAME, "python app.py to serving vs a bare gr.Blocks app", median(app_times), median(bare_times), 1.3),
         Row(NAME, f"RSS growth from {first} to {total} generations ({before:.0f} → {after:.0f} MB)", growth, "MB",
-            None, "≤ 30 MB", growth <= 30),
+            None, "≤ 30 MB", growth <= 30, size_dependent=True),
         Row(NAME, f"failed generations of {total}", failures, "count", None, "0", failures == 0),
     ]
