@@ -9,16 +9,39 @@ import argparse
 import sys
 
 from flux_ui.secrets import install_log_redaction
-from flux_ui.settings import SettingsError, load_settings
+from flux_ui.settings import Settings, SettingsError, load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from flux_ui.ui.launch import default_address
+
+    where = default_address()
     parser = argparse.ArgumentParser(description="A browser playground for FLUX on Microsoft Foundry.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    parser.add_argument("--host", default=where.host,
+                        help=f"address to listen on (default {where.host}: loopback only, unless "
+                             "GRADIO_SERVER_NAME or a Hugging Face Space says otherwise)")
+    parser.add_argument("--port", type=int, default=where.port, help=f"port to listen on (default {where.port})")
     parser.add_argument("--share", action="store_true", help="also publish a public Gradio link (needs a login)")
     parser.add_argument("--mcp", action="store_true", help="also serve the API as MCP tools")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.on_space = where.on_space
+    return args
+
+
+def startup_lines(settings: Settings, local_url: str, share_url: str | None, mcp: bool) -> list[str]:
+    """What flux-ui prints once it listens, in place of Gradio's own hints (which suggest
+    ``share=True``, a public link flux-ui only allows behind a login)."""
+    service = "the local emulator (synthetic images)" if settings.uses_emulator else "your Foundry resource"
+    lines = [f"flux-ui serves the playground on {local_url} (open it in a browser; none opens by itself), "
+             f"on {service}."]
+    if share_url:
+        lines.append(f"Public link: {share_url} (behind the FLUX_UI_USERS login)")
+    elif not settings.logins:
+        lines.append("Only this machine can reach it. To share it, set FLUX_UI_USERS=user:long-passphrase "
+                     "and use --share or --host 0.0.0.0.")
+    if mcp:
+        lines.append(f"MCP tools: {local_url.rstrip('/')}/gradio_api/mcp/")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,20 +52,23 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as err:
         print(err, file=sys.stderr)
         return 2
-    from flux_ui.ui.launch import exposure_problem, launch_options
+    from flux_ui.ui.launch import emulator_demo, exposure_problem, launch_options
 
-    if problem := exposure_problem(args.host, args.share, settings, args.mcp):
+    if problem := exposure_problem(args.host, args.share, settings, args.mcp, args.on_space):
         print(f"flux-ui will not start: {problem}", file=sys.stderr)
         return 2
     from flux_ui.runtime import start_runtime
-    from flux_ui.ui import CSS, HEAD, THEME, build_demo
+    from flux_ui.ui import build_demo
 
     runtime = start_runtime(settings)
-    demo = build_demo(runtime)
+    demo = build_demo(runtime, public_demo=emulator_demo(args.host, settings, args.on_space))
     try:
         demo.queue(default_concurrency_limit=32, max_size=256).launch(
-            theme=THEME, css=CSS, head=HEAD, **launch_options(runtime.settings, args.host, args.port, args.share,
-                                                              args.mcp))
+            quiet=True, prevent_thread_lock=True,
+            **launch_options(runtime.settings, args.host, args.port, args.share, args.mcp))
+        for line in startup_lines(runtime.settings, demo.local_url or "", demo.share_url, args.mcp):
+            print(line, flush=True)
+        demo.block_thread()
     finally:
         runtime.close_sync()
     return 0

@@ -75,3 +75,120 @@ def test_login_is_enforced_on_the_page_and_the_api(tmp_path: Path) -> None:
         path, _, status, _ = client.predict(model="FLUX.2-pro", prompt="a guarded fox", api_name="/generate")
         assert status == "" and Path(path).exists()
         assert any(r.get("prompt") == "a guarded fox" for r in app.emulator.requests())
+
+
+# --- the login compares in constant time ------------------------------------------------------
+
+def test_passwords_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmac
+
+    from flux_ui.ui import launch
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(launch.hmac, "compare_digest", spy)
+    check = launch.login_check(load_settings(USERS, dotenv_path=None))
+    assert check("alice", "correct-horse-battery")
+    assert not check("alice", "correct-horse-batterx")
+    assert not check("mallory", "correct-horse-battery")  # an unknown user costs a comparison too
+    assert len(compared) == 3
+    assert all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in compared)
+
+
+# --- where it listens, on a Space and off it ---------------------------------------------------
+
+def test_default_address_is_loopback_unless_a_space_or_gradio_says_otherwise() -> None:
+    from flux_ui.ui.launch import default_address
+
+    assert default_address({}) == launch_address("127.0.0.1", 7860, False)
+    assert default_address({"SPACE_ID": "me/flux-ui"}) == launch_address("0.0.0.0", 7860, True)
+    assert default_address({"SPACE_ID": "me/flux-ui", "GRADIO_SERVER_NAME": "0.0.0.0",
+                            "GRADIO_SERVER_PORT": "7861"}) == launch_address("0.0.0.0", 7861, True)
+    assert default_address({"GRADIO_SERVER_PORT": "8000"}) == launch_address("127.0.0.1", 8000, False)
+
+
+def launch_address(host: str, port: int, on_space: bool) -> object:
+    from flux_ui.ui.launch import Address
+
+    return Address(host, port, on_space)
+
+
+def test_a_space_may_serve_the_emulator_without_a_login_but_never_foundry() -> None:
+    emulator = load_settings({}, dotenv_path=None)
+    foundry = load_settings({"AZURE_ENDPOINT": "https://r.services.ai.azure.com", "AZURE_API_KEY": "k" * 32},
+                            dotenv_path=None)
+    assert exposure_problem("0.0.0.0", False, emulator, on_space=True) is None
+    problem = exposure_problem("0.0.0.0", False, foundry, on_space=True) or ""
+    assert "FLUX_UI_USERS" in problem and "secrets" in problem
+    # Off a Space the emulator is no exception: a public host still needs a login.
+    assert "FLUX_UI_USERS" in (exposure_problem("0.0.0.0", False, emulator, on_space=False) or "")
+    guarded = load_settings({**USERS, "AZURE_ENDPOINT": "https://r.services.ai.azure.com",
+                             "AZURE_API_KEY": "k" * 32}, dotenv_path=None)
+    assert exposure_problem("0.0.0.0", False, guarded, on_space=True) is None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(tmp_path: Path, env: dict[str, str], args: list[str]) -> tuple[str, str]:
+    """Start app.py, wait for its page, and return (what it printed, the page)."""
+    import time
+
+    port = _free_port()
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "FLUX_OUTPUT_DIR": str(tmp_path / "outputs"),
+            "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=REPO, env={**base, **env}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                if page.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("app.py did not serve its page within 90 s")
+        config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=5).text
+    finally:
+        proc.terminate()
+        printed, _ = proc.communicate(timeout=30)
+    return printed, page.text + config
+
+
+def test_startup_says_where_it_serves_and_not_gradios_share_hint(tmp_path: Path) -> None:
+    printed, page = _serve(tmp_path, {}, [])
+    import re
+
+    served = re.search(r"flux-ui serves the playground on (http://\S+) ", printed)
+    assert served and served.group(1).startswith("http://127.0.0.1:"), printed
+    assert "share=True" not in printed and "Running on local URL" not in printed
+    assert "FLUX_UI_USERS" in printed  # how to share it, the flux-ui way
+    assert "Local emulator" in page
+
+
+def test_a_space_on_the_emulator_starts_public_and_says_so(tmp_path: Path) -> None:
+    printed, page = _serve(tmp_path, {"SPACE_ID": "someone/flux-ui"}, [])
+    assert "will not start" not in printed
+    assert "Public demo on the local emulator" in page
+
+
+def test_a_space_on_foundry_without_a_login_refuses_to_start(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "FLUX_OUTPUT_DIR": str(tmp_path / "outputs"),
+           "SPACE_ID": "someone/flux-ui", "AZURE_ENDPOINT": "https://r.services.ai.azure.com",
+           "AZURE_API_KEY": "space-test-key-0123456789abcdef"}
+    done = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "will not start" in done.stderr and "FLUX_UI_USERS" in done.stderr and "secrets" in done.stderr
+    assert "space-test-key" not in done.stderr + done.stdout

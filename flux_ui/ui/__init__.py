@@ -4,38 +4,23 @@ from __future__ import annotations
 
 import gradio as gr
 
+from flux_ui.assets import LOGO
 from flux_ui.runtime import Runtime
 from flux_ui.ui import compare, edit, history_tab, kontext, progress, sessions, text_to_image
 from flux_ui.ui.common import TabContext, TabHandle
 
-CSS = """
-.flux-banner { padding: 0.6rem 0.9rem; border-radius: 8px; background: #fff7e0; border: 1px solid #f1d38a;
-               color: #5c4400; }
-.dark .flux-banner { background: #3a3016; border-color: #7a6425; color: #f6e3b0; }
-.flux-status p { margin: 0.2rem 0; }
-.flux-status p:has(> :first-child) { font-weight: 600; }
-#quota-panel ul { margin: 0; }
-#history-gallery .caption { max-width: 100%; }
-@media (max-width: 640px) { .flux-hide-narrow { display: none; } }
-"""
 
-#: Ctrl/Cmd+Enter in a prompt box presses its tab's run button (#x-prompt → #x-run).
-HEAD = """
-<script>
-document.addEventListener("keydown", (e) => {
-  if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey)) return;
-  const box = e.target.closest("[id$='-prompt']");
-  if (!box) return;
-  const button = document.getElementById(box.id.replace(/-prompt$/, "-run"));
-  if (button) { e.preventDefault(); button.click(); }
-});
-</script>
-"""
-
-THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="slate", neutral_hue="slate")
+def header() -> str:
+    """The logo (inline, so the page fetches nothing for it), the name and one line of purpose."""
+    return (f'<div id="flux-header">{LOGO.read_text()}<div><h1>flux-ui</h1>'
+            "<p>Try prompts, edit with up to 10 references, and compare FLUX models side by side.</p></div></div>")
 
 
-def banner(runtime: Runtime) -> str:
+def banner(runtime: Runtime, public_demo: bool = False) -> str:
+    if public_demo:
+        return ("**Public demo on the local emulator**: no login is needed because nothing here reaches a paid "
+                "service. Images are synthetic and show what was sent; everyone who opens this page shares "
+                "its History, so do not type anything private.")
     if runtime.emulator is not None:
         return ("**Local emulator**: images are synthetic and show what was sent. To use your Foundry "
                 "resource, set `AZURE_ENDPOINT` and `AZURE_API_KEY` (or `AZURE_AUTH=entra`) in `.env` and "
@@ -44,12 +29,13 @@ def banner(runtime: Runtime) -> str:
     return f"Connected to **{host}**: every image is a billed request."
 
 
-def build_demo(runtime: Runtime) -> gr.Blocks:
-    """The whole app; nothing is launched here."""
+def build_demo(runtime: Runtime, public_demo: bool = False) -> gr.Blocks:
+    """The whole app; nothing is launched here. ``public_demo``: served to strangers without a login
+    (a Space on the emulator alone), which the banner says."""
     with gr.Blocks(title="flux-ui: FLUX playground for Microsoft Foundry", delete_cache=(3600, 24 * 3600),
                    analytics_enabled=False) as demo:
-        gr.Markdown("# flux-ui\nTry prompts, edit with up to 10 references, and compare FLUX models side by side.")
-        gr.Markdown(banner(runtime), elem_classes=["flux-banner"], elem_id="banner")
+        gr.HTML(header(), padding=False)
+        gr.Markdown(banner(runtime, public_demo), elem_classes=["flux-banner"], elem_id="banner")
         with gr.Accordion("Quota", open=False, elem_id="quota"):
             quota = gr.Markdown(progress.quota_panel(runtime), elem_id="quota-panel")
             gr.Timer(1.0).tick(lambda: progress.quota_panel(runtime), None, quota, api_visibility="private",
