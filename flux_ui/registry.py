@@ -2,8 +2,8 @@
 
 The UI builds its controls from these entries, the client validates requests against them
 and the emulator enforces them, so adding a model is one entry here (plus its tests).
-Every fact comes from ``../shared/foundry-flux-contract.md``; ``tests/test_registry.py``
-parses that file and fails when an entry drifts from it.
+Every fact comes from the service contract, ``docs/service-contract.md``;
+``tests/test_registry.py`` parses that page and fails when an entry drifts from it.
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import fields
+import unicodedata
+from dataclasses import dataclass, fields
 
 import pytest
 
-from conftest import SHARED, require_shared
+from conftest import REPO
 from flux_ui.registry import (
     FOUR_MP,
     MODELS,
@@ -17,6 +18,7 @@ from flux_ui.registry import (
     Param,
     PixelSize,
     PriceHint,
+    PromptLimit,
     Route,
     aspect_ratio_size,
     get_model,
@@ -217,28 +219,203 @@ def test_price_hint() -> None:
     assert PriceHint(note="x").estimate(10**6) is None
 
 
-# --- drift from ../shared/foundry-flux-contract.md ----------------------------------------
+# --- drift from docs/service-contract.md ------------------------------------------------
+#
+# The contract page is part of the repository, so these tests never skip. They parse its
+# tables and bullets and compare every fact the registry (and the client's retry and prompt
+# rules) take from it; another test makes sure each fact there is tagged and sourced.
+
+CONTRACT = REPO / "docs" / "service-contract.md"
+SECTION_TITLES = {
+    1: "Models, routes and limits",
+    2: "BFL provider route",
+    3: "Image API",
+    4: "FLUX.1-schnell on Azure ML",
+    5: "Retrying",
+    6: "Prompt length",
+}
+TAG = re.compile(r"\*\*\[(doc|seen|open)\]\*\*")
+SOURCE = re.compile(r"\*(Sources?): ([^*]+?)\.\*$")
+#: The sources the page names in its introduction, spelt as it spells them.
+KNOWN_SOURCES = {"Microsoft", "BFL", "Hugging Face", "Azure ML card", "users", "openai-python", "azure-core",
+                 "tokenizers"}
+FOUNDRY = ["FLUX.2-pro", "FLUX.2-flex", "FLUX.1-Kontext-pro", "FLUX-1.1-pro"]
+
+
+@dataclass
+class Block:
+    """A bullet (with its continuation lines), a table (with the paragraph before it) or a stray paragraph."""
+
+    kind: str  # "bullet", "table" or "text"
+    lines: list[str]
+    caption: str = ""
+
+    @property
+    def text(self) -> str:
+        return " ".join(line.strip() for line in self.lines)
+
+    @property
+    def cells(self) -> list[list[str]]:
+        """Table rows as stripped cells, the separator row left out (the header is row 0)."""
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in self.lines]
+        return [r for r in rows if not all(set(c) <= set("-: ") for c in r)]
+
 
 def _contract() -> str:
-    return require_shared(SHARED / "foundry-flux-contract.md").read_text()
+    return CONTRACT.read_text(encoding="utf-8")
 
 
-def _table_after(text: str, heading: str) -> list[list[str]]:
-    section = text.split(heading, 1)[1]
-    rows = []
+def _sections(text: str) -> dict[int, str]:
+    """§1 to §6 by number: each present once, in order, under its expected title."""
+    found = re.findall(r"^## (\d+)\. (.+)$", text, flags=re.MULTILINE)
+    assert [int(n) for n, _ in found] == list(SECTION_TITLES), "the contract's sections are §1 to §6, in order"
+    for number, title in found:
+        assert title.startswith(SECTION_TITLES[int(number)]), (number, title)
+    bodies = re.split(r"^## \d+\. .*$", text, flags=re.MULTILINE)[1:]
+    return dict(zip(SECTION_TITLES, bodies, strict=True))
+
+
+def _section(number: int) -> str:
+    return _sections(_contract())[number]
+
+
+def _blocks(section: str) -> list[Block]:
+    blocks: list[Block] = []
+    current: Block | None = None
     for line in section.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):
-                rows.append(cells)
-        elif rows:
-            break
-    return rows[1:]  # without the header
+        if not line.strip():
+            current = None
+        elif line.startswith("|"):
+            if current is None or current.kind != "table":
+                caption = blocks.pop().text if blocks and blocks[-1].kind == "text" else ""
+                current = Block("table", [], caption)
+                blocks.append(current)
+            current.lines.append(line)
+        elif line.startswith("- "):
+            current = Block("bullet", [line[2:]])
+            blocks.append(current)
+        elif current is not None and current.kind == "text":
+            current.lines.append(line)  # a paragraph goes on
+        elif current is not None and current.kind == "bullet" and line.startswith("  "):
+            current.lines.append(line)  # the bullet's indented continuation
+        else:
+            current = Block("text", [line])
+            blocks.append(current)
+    return blocks
+
+
+def _bullets(number: int) -> list[str]:
+    return [b.text for b in _blocks(_section(number)) if b.kind == "bullet"]
+
+
+def _bullet(number: int, *phrases: str) -> str:
+    """The one bullet of a section that holds every phrase."""
+    hits = [b for b in _bullets(number) if all(p in b for p in phrases)]
+    assert len(hits) == 1, f"§{number}: expected one bullet with {phrases}, found {len(hits)}"
+    return hits[0]
+
+
+def _tables(number: int) -> list[Block]:
+    return [b for b in _blocks(_section(number)) if b.kind == "table"]
+
+
+def _table(number: int, first_header: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the section's table whose first column is ``first_header``; tags unbolded."""
+    hits = [t for t in _tables(number) if t.cells[0][0] == first_header]
+    assert len(hits) == 1, f"§{number}: one table headed {first_header!r}"
+    cells = [[c.replace("**", "") for c in row] for row in hits[0].cells]
+    return cells[0], cells[1:]
+
+
+def _source_names(clause: str) -> list[str]:
+    return [name.strip() for name in re.sub(r"\s*\([^)]*\)", "", clause).split(",")]
+
+
+def _tag_and_source_problems(where: str, tags: list[str], clause: str | None, *, plural: str = "") -> list[str]:
+    """What is wrong with one fact's tag(s) and source clause."""
+    if not tags:
+        return [f"{where}: no tag"]
+    if clause is None:
+        return [f"{where}: no source"]
+    names = _source_names(clause)
+    bad = [f"{where}: unknown source {n!r}" for n in names if n not in KNOWN_SOURCES]
+    if plural and (plural == "Sources") != (len(names) > 1):
+        bad.append(f"{where}: '{plural}:' names {len(names)} source(s)")
+    if "seen" in tags and "users" not in names:
+        bad.append(f"{where}: a [seen] fact must cite users")
+    if "doc" in tags and not set(names) - {"users"}:
+        bad.append(f"{where}: a [doc] fact must cite a document")
+    return bad
+
+
+def _tag_problems(number: int, block: Block) -> list[str]:
+    where = f"§{number} {block.kind} {block.text[:60]!r}"
+    if block.kind == "text":
+        return [f"{where}: a paragraph that is neither a tagged bullet nor a table caption"]
+    if block.kind == "bullet":
+        tags = TAG.findall(block.text)
+        if not TAG.match(block.text):
+            return [f"{where}: the bullet does not start with its tag"]
+        if len(tags) != 1:
+            return [f"{where}: one tag per bullet, found {len(tags)}"]
+        m = SOURCE.search(block.text)
+        return _tag_and_source_problems(where, tags, m.group(2) if m else None, plural=m.group(1) if m else "")
+    header, *rows = block.cells
+    if "Tag" in header and "Source" in header:
+        bad: list[str] = []
+        for row in rows:
+            tag = TAG.fullmatch(row[header.index("Tag")])
+            bad += _tag_and_source_problems(f"{where} row {row[0][:30]!r}", [tag.group(1)] if tag else [],
+                                            row[header.index("Source")])
+        return bad
+    caption_tags = TAG.findall(block.caption)
+    if len(caption_tags) != 1:
+        return [f"{where}: a table without Tag and Source columns needs a caption with one tag"]
+    m = SOURCE.search(block.caption)
+    cell_tags = TAG.findall(" ".join(line for line in block.lines))
+    return _tag_and_source_problems(where, caption_tags + cell_tags, m.group(2) if m else None,
+                                    plural=m.group(1) if m else "")
+
+
+def _all_tag_problems(text: str) -> list[str]:
+    return [problem for number, body in _sections(text).items() for block in _blocks(body)
+            for problem in _tag_problems(number, block)]
+
+
+def test_every_fact_in_the_contract_is_tagged_and_sourced() -> None:
+    text = _contract()
+    assert "Nothing here was verified against Azure by this project" in text
+    assert _all_tag_problems(text) == []
+    blocks = [b for body in _sections(text).values() for b in _blocks(body)]
+    assert sum(b.kind == "bullet" for b in blocks) >= 50 and sum(b.kind == "table" for b in blocks) == 3
+
+
+def test_the_tag_check_catches_untagged_facts() -> None:
+    """The checker must fail on each way a fact can lose its tag or source."""
+    text = _contract()
+    good_bullet = "- **[doc]** A FLUX deployment produces a single image per request"
+    assert good_bullet in text
+    broken = [
+        text.replace(good_bullet, "- A FLUX deployment produces a single image per request"),  # no tag
+        text.replace(good_bullet, "- **[doc]** **[seen]** A FLUX deployment produces a single image per request"),
+        text.replace("- **[seen]** An `api-key: <key>` header is accepted as well. *Source: users.*",
+                     "- **[seen]** An `api-key: <key>` header is accepted as well. *Source: Microsoft.*"),
+        text.replace("single image per request, whatever the model. *Source:", "single image per request. *From:"),
+        text.replace("*Source: tokenizers.*", "*Source: a blog.*"),
+        text.replace("## 5. Retrying\n", "## 5. Retrying\n\nRetries are rare.\n"),  # a stray, untagged paragraph
+        text.replace("**[doc]** for the four Foundry models", "For the four Foundry models"),  # an untagged table
+        text.replace("| 5xx | a passing fault on the service's side | yes | **[doc]** |", "| 5xx | x | yes | doc |"),
+    ]
+    for variant in broken:
+        assert variant != text
+        assert _all_tag_problems(variant), "a broken variant passed the tag check"
 
 
 def test_section_1_models_routes_and_limits_match_the_contract() -> None:
-    rows = _table_after(_contract(), "## 1. Models, routes and limits")
-    assert {r[0].strip("`") for r in rows} == set(MODELS), "the contract and the registry list different models"
+    header, rows = _table(1, "Model ID (body `model`)")
+    assert header == ["Model ID (body `model`)", "BFL route path", "Image API", "Refs max", "Max output",
+                      "Prompt limit", "RPM tiers"]
+    assert [r[0].strip("`") for r in rows] == list(MODELS), "the contract and the registry list different models"
     for model_id, path, image_api, refs, max_out, prompt, tiers in rows:
         spec = MODELS[model_id.strip("`")]
         assert spec.bfl_path == (path.strip("`") if path.startswith("`") else None), spec.id
@@ -246,45 +423,104 @@ def test_section_1_models_routes_and_limits_match_the_contract() -> None:
                         "§4": set()}[image_api]
         assert set(spec.image_api) == expected_api, spec.id
         assert spec.aml == (image_api == "§4"), spec.id
-        assert spec.max_references == int(re.match(r"\d+", refs).group()), spec.id  # type: ignore[union-attr]
-        if m := re.match(r"([\d.]+) MP", max_out):
+        m = re.match(r"(\d+)( \(text only\))?$", refs)
+        assert m is not None and spec.max_references == int(m.group(1)), spec.id
+        assert (spec.max_input_pixels is None) == (spec.max_references == 0), spec.id
+        if m := re.fullmatch(r"([\d.]+) MP", max_out):
             assert spec.max_output_mp == float(m.group(1)), spec.id
-        assert spec.prompt.max_tokens == int(re.match(r"[\d,]+", prompt).group().replace(",", "")), spec.id  # type: ignore[union-attr]
-        if "T5" in prompt:
-            assert spec.prompt.tokenizer == "t5-xxl"
-        pairs = re.findall(r"([A-Za-z]+) (\d+)", tiers)
-        if pairs:
+            if isinstance(spec.size, AspectRatioSize):
+                assert spec.size.megapixels == float(m.group(1)), spec.id
+        else:
+            assert max_out == "see §4" and spec.aml, spec.id
+        m = re.match(r"([\d,]+) (?:T5 )?tokens", prompt)
+        assert m is not None and spec.prompt.max_tokens == int(m.group(1).replace(",", "")), spec.id
+        tokenizer = "t5-xxl" if "T5" in prompt else "mistral-tekken" if "Tekken" in prompt else None
+        assert spec.prompt.tokenizer == tokenizer, spec.id
+        assert spec.prompt.over_limit == ("truncated" if "truncated" in prompt else "rejected"), spec.id
+        if pairs := re.findall(r"([A-Za-z]+) (\d+)", tiers):
             assert dict(spec.rpm_tiers) == {k.lower(): int(v) for k, v in pairs}, spec.id
+            assert spec.default_tier == pairs[0][0].lower(), spec.id  # the lowest tier, listed first
         elif tiers.isdigit():
             assert dict(spec.rpm_tiers) == {"default": int(tiers)}, spec.id
         else:
+            assert "§4" in tiers and spec.aml, spec.id
             assert dict(spec.rpm_tiers) == {} and spec.default_tier is None, spec.id
 
 
+def test_section_1_facts_match_the_registry() -> None:
+    registration = _bullet(1, "registration")
+    assert set(re.findall(r"`(FLUX[^`]*)`", registration)) == {s.id for s in SPECS if s.registration_required}
+    prices = _bullet(1, "List prices")
+    listed = {m[0]: (float(m[1]), m[2]) for m in re.findall(r"`(FLUX[^`]*)` (?:from )?\$([\d.]+) per (megapixel|image)",
+                                                           prices)}
+    assert listed, "the price bullet lists no prices"
+    for spec in SPECS:
+        if spec.id in listed:
+            amount, unit = listed[spec.id]
+            got = spec.price.usd_per_megapixel if unit == "megapixel" else spec.price.usd_per_image
+            assert got == amount, spec.id
+            assert f"${amount:.2f} per {unit}" in spec.price.note, spec.id
+        else:
+            assert spec.price.usd_per_image is None and spec.price.usd_per_megapixel is None, spec.id
+    flex_fields = _bullet(1, "input_image_9")
+    assert "promises 10 references" in flex_fields and MODELS["FLUX.2-flex"].max_references == 10
+
+
+def test_input_limit_is_the_services_downscale_point() -> None:
+    from flux_ui.emulator.references import MAX_REFERENCE_BYTES, MAX_REFERENCE_PIXELS
+
+    limits = _bullet(1, "Input images")
+    m = re.search(r"up to (\d+) MB and (\d+) MP", limits)
+    assert m is not None
+    assert (int(m.group(1)) * 1_048_576, int(m.group(2)) * 1_048_576) == (MAX_REFERENCE_BYTES, MAX_REFERENCE_PIXELS)
+    m = re.search(r"larger\s+than (\d+) MP to (\d+) MP", limits)
+    assert m is not None and m.group(1) == m.group(2)
+    for spec in SPECS:
+        if spec.max_references:
+            assert spec.max_input_pixels == int(m.group(1)) * 1_048_576 == FOUR_MP, spec.id
+
+
 def test_section_2_parameters_match_the_contract() -> None:
-    rows = {r[0].strip("`").split("`")[0]: r[1:] for r in _table_after(_contract(), "Parameters by model")}
-    columns = ["FLUX.2-pro", "FLUX.2-flex", "FLUX.1-Kontext-pro", "FLUX-1.1-pro"]
+    header, table = _table(2, "Field")
+    assert header == ["Field", "FLUX.2-pro", "FLUX.2-flex", "Kontext-pro", "1.1-pro"]
+    rows = {r[0].strip("`").split("`")[0]: r[1:] for r in table}
+    offered: dict[str, set[str]] = {m: set() for m in FOUNDRY}
     checked = 0
     for field_name, cells in rows.items():
-        if field_name in ("prompt", "width"):
-            continue
         previous = ""
-        for model_id, cell in zip(columns, cells, strict=True):
+        for model_id, cell in zip(FOUNDRY, cells, strict=True):
             spec = MODELS[model_id]
             cell = previous if cell == "same" else cell
             previous = cell
+            if field_name == "prompt":
+                continue
+            if field_name == "width":
+                if not cell.startswith("—"):
+                    offered[model_id] |= {"width", "height"}
+                continue
             p = spec.param(field_name)
-            if cell in ("—", "-") or "[seen] ignored" in cell:
+            if cell.startswith("—") or "[seen] ignored" in cell:
                 assert p is None, f"{model_id} should not offer {field_name}"
                 continue
             if cell == "[open]":
-                continue  # unknown: the registry leaves it out rather than promise it
+                assert p is None, f"{model_id}: {field_name} is open, so the registry must not promise it"
+                continue
             assert p is not None, f"{model_id} is missing {field_name}"
+            offered[model_id].add(field_name)
             checked += 1
-            if m := re.search(r"(\d+(?:\.\d+)?)–(\d+(?:\.\d+)?)", cell):
+            if cell.startswith("int or null"):
+                assert p.kind == "int" and p.nullable and p.default is None, (model_id, field_name)
+                continue
+            if p.kind in ("int", "float"):
+                m = re.search(r"(\d+(?:\.\d+)?)–(\d+(?:\.\d+)?)", cell)
+                assert m is not None, (model_id, field_name, "no range in the contract")
                 assert (p.minimum, p.maximum) == (float(m.group(1)), float(m.group(2))), (model_id, field_name)
-            if m := re.search(r"\((\d+)–(\d+) for edits\)", cell):
-                assert p.edit_maximum == float(m.group(2)), (model_id, field_name)
+                if m := re.search(r"\((\d+)–(\d+) for edits\)", cell):
+                    assert p.edit_maximum == float(m.group(2)), (model_id, field_name)
+                else:
+                    assert p.edit_maximum is None, (model_id, field_name)
+            if cell.startswith("bool"):
+                assert p.kind == "bool", (model_id, field_name)
             if m := re.search(r"default (\S+?)[,)]?$", cell) or re.search(r"default:? (\w+(?:\.\d+)?)", cell):
                 want = m.group(1).strip("`")
                 got = p.default
@@ -292,6 +528,8 @@ def test_section_2_parameters_match_the_contract() -> None:
                     assert str(got).lower() == want, (model_id, field_name)
                 elif isinstance(got, int | float):
                     assert got == float(want), (model_id, field_name)
+            elif p.kind in ("int", "float", "bool"):
+                raise AssertionError(f"{model_id}.{field_name}: the contract gives no default")
             if "BFL default true" in cell:
                 assert p.default is True
             if m := re.search(r"`(\w+)` \(default\)", cell):
@@ -303,35 +541,114 @@ def test_section_2_parameters_match_the_contract() -> None:
             if field_name == "aspect_ratio":
                 rule = spec.size
                 assert isinstance(rule, AspectRatioSize)
-                assert f"{rule.widest[0]}:{rule.widest[1]}" in cell and f"{rule.tallest[0]}:{rule.tallest[1]}" in cell
+                assert f"between {rule.widest[0]}:{rule.widest[1]} and {rule.tallest[0]}:{rule.tallest[1]}" in cell
     assert checked >= 15
+    for model_id in FOUNDRY:
+        assert offered[model_id] == {p.name for p in MODELS[model_id].all_params}, model_id
     sizes = rows["width"]
     flux2 = MODELS["FLUX.2-pro"].size
-    assert isinstance(flux2, PixelSize)
-    assert f"≥{flux2.min_side}" in sizes[0] and f"multiples of {flux2.multiple}" in sizes[0] and "4 MP" in sizes[0]
-    assert flux2.max_pixels == FOUR_MP and flux2.snap == "floor"
+    assert isinstance(flux2, PixelSize) and MODELS["FLUX.2-flex"].size == flux2 and sizes[1] == "same"
+    assert sizes[0].startswith(f"≥{flux2.min_side}, multiples of {flux2.multiple}, ≤4 MP")
+    assert flux2.max_pixels == FOUR_MP and flux2.max_side is None
+    assert f"floored to {flux2.multiple}" in sizes[0] and flux2.snap == "floor"
     pro11 = MODELS["FLUX-1.1-pro"].size
     assert isinstance(pro11, PixelSize)
-    assert f"{pro11.min_side}–{pro11.max_side}" in sizes[3] and f"multiples of {pro11.multiple}" in sizes[3]
-    assert f"default {pro11.default[0]}×{pro11.default[1]}" in sizes[3]
+    assert sizes[3] == (f"{pro11.min_side}–{pro11.max_side}, multiples of {pro11.multiple}, "
+                        f"default {pro11.default[0]}×{pro11.default[1]}")
+
+
+def test_section_2_route_and_errors_match_the_client() -> None:
+    from flux_ui.client.retry import NEVER_RETRY_STATUSES, RETRYABLE_STATUSES
+    from flux_ui.client.wire import BFL_ROUTE_PREFIX, REFUSAL_CODES
+    from flux_ui.settings import Settings
+
+    route = _bullet(2, "Request line")
+    assert f"{BFL_ROUTE_PREFIX}<path>?api-version={Settings.api_version}`" in route
+    header, rows = _table(2, "Status and body")
+    assert header == ["Status and body", "Meaning", "Retry?", "Tag", "Source"]
+    retry: set[int] = set()
+    never: set[int] = set()
+    for status, _meaning, verdict, _tag, _source in rows:
+        codes = {int(c) for c in re.findall(r"(?<![\w\"])([1-5]\d\d)(?![\w\"])", status)}
+        assert codes or status == "5xx", status
+        (retry if verdict == "yes" else never).update(codes)
+        assert verdict in ("yes", "no") or verdict.startswith("no:"), verdict
+        if status == "5xx":
+            assert verdict == "yes"
+    assert retry == set(RETRYABLE_STATUSES) and never == set(NEVER_RETRY_STATUSES)
+    # The refusal codes of §2 and §3 (less the asides in brackets) are the ones the client knows.
+    refusals = re.sub(r"\([^)]*\)", "", rows[0][0] + " " + _bullet(3, "A refusal is a 400"))
+    assert {c.lower() for c in re.findall(r"`([A-Za-z_]+)`", refusals)} == REFUSAL_CODES
+
+
+def test_section_3_image_api_carries_what_the_registry_marks() -> None:
+    body = _bullet(3, "JSON body")
+    fields_sent = set(re.findall(r"`(\w+)`", body))
+    assert {"prompt", "n", "size"} <= fields_sent
+    for spec in SPECS:
+        marked = {p.name for p in spec.params if p.image_api}
+        if spec.image_api:
+            assert marked <= fields_sent, spec.id
+            assert all(p.image_api for p in spec.size_params), spec.id  # sizes travel as `size`
 
 
 def test_section_4_schnell_matches_the_contract() -> None:
-    text = _contract().split("## 4.", 1)[1].split("## 5.", 1)[0]
+    text = _section(4)
     spec = MODELS["FLUX.1-schnell"]
     listed = set(re.search(r'"parameters": \{([^}]*)\}', text).group(1).replace('"', "").replace(" ", "").split(","))  # type: ignore[union-attr]
     assert "scheduler" in listed and spec.param("scheduler") is None  # not accepted by the FLUX pipeline
-    assert listed - {"scheduler"} <= {p.name for p in spec.all_params}
+    assert "scheduler" in _bullet(4, "does not take a `scheduler`")
+    assert listed - {"scheduler"} == {p.name for p in spec.all_params} - {"output_format"}
     steps = spec.param("num_inference_steps")
-    assert steps is not None and (steps.minimum, steps.maximum, steps.default) == (1, 4, 4)
-    assert spec.param("guidance_scale").default == 0  # type: ignore[union-attr]
-    assert isinstance(spec.size, PixelSize) and spec.size.multiple == 16
-    assert spec.prompt.max_tokens == 256 and spec.prompt.over_limit == "truncated"
-    assert set(spec.param("output_format").choices) == {"png", "jpeg", "webp"}  # type: ignore[union-attr]
+    m = re.search(r"run (\d+) to (\d+) steps, and (\d+) is the sensible\s+default", _bullet(4, "timestep-distilled"))
+    assert m is not None and steps is not None
+    assert (steps.minimum, steps.maximum, steps.default) == tuple(int(g) for g in m.groups())
+    m = re.search(r"guidance scale of (\d+)", _bullet(4, "ignores guidance"))
+    assert m is not None and spec.param("guidance_scale").default == int(m.group(1))  # type: ignore[union-attr]
+    m = re.search(r"multiples of (\d+); the pipeline floors", _bullet(4, "Width and height"))
+    assert m is not None and isinstance(spec.size, PixelSize)
+    assert spec.size.multiple == int(m.group(1)) and spec.size.snap == "floor"
+    m = re.search(r"sides from (\d+) to (\d+) px on the grid of (\d+)", _bullet(4, "largest output size"))
+    assert m is not None
+    assert (spec.size.min_side, spec.size.max_side, spec.size.multiple) == tuple(int(g) for g in m.groups())
+    m = re.search(r"budget is (\d+) tokens; the pipeline silently cuts", _bullet(4, "T5 prompt budget"))
+    assert m is not None
+    assert spec.prompt == PromptLimit(int(m.group(1)), "t5-xxl", "truncated")
+    formats = re.findall(r"`image/(\w+)`", _bullet(4, "raw bytes"))
+    assert set(spec.param("output_format").choices) == set(formats) == {"png", "jpeg", "webp"}  # type: ignore[union-attr]
+    assert spec.param("output_format").default == formats[0]  # type: ignore[union-attr]
+    assert "no Foundry RPM tiers" in _bullet(4, "RPM") and not spec.rpm_tiers
 
 
-def test_input_limit_is_the_services_downscale_point() -> None:
-    assert "downscaled by the service\n  to 4 MP" in _contract() or "to 4 MP" in _contract()
+def test_section_5_retry_numbers_match_the_client() -> None:
+    from flux_ui.client import retry
+
+    m = re.search(r"up to (\d+) retries", _bullet(5, "openai-python makes"))
+    assert m is not None and int(m.group(1)) == retry.MAX_RETRIES
+    m = re.search(r"`min\(([\d.]+)·2ⁿ, ([\d.]+)\)` seconds .* less a random 0 to (\d+) %", _bullet(5, "backs off"))
+    assert m is not None
+    documented = (float(m.group(1)), float(m.group(2)), int(m.group(3)) / 100)
+    assert documented == (retry.INITIAL_BACKOFF_S, retry.MAX_BACKOFF_S, retry.JITTER)
+    m = re.search(r"flux-ui's own ceiling is lower, (\d+) s \(`RETRY_AFTER_CAP_S`\)", _bullet(5, "retry-after-ms"))
+    assert m is not None and float(m.group(1)) == retry.RETRY_AFTER_CAP_S
+    m = re.search(r"never retries ([\d, or]+), and neither does flux-ui", _bullet(5, "not idempotent"))
+    assert m is not None
+    assert {int(c) for c in re.findall(r"\d+", m.group(1))} == set(retry.NEVER_RETRY_STATUSES)
+
+
+def test_section_6_tokenizers_and_bounds_match_the_registry() -> None:
+    from flux_ui.client.validation import prompt_token_bounds
+
+    assert _bullet(6, "Tekken vocabulary").startswith("**[doc]** FLUX.2's limit")
+    m = re.search(r"\*\* (.+) count T5-XXL tokens", _bullet(6, "count T5-XXL tokens"))
+    assert m is not None
+    t5 = {model_id for name in re.split(r", | and ", m.group(1)) for model_id in MODELS if model_id.endswith(name)}
     for spec in SPECS:
-        if spec.max_references:
-            assert spec.max_input_pixels == FOUR_MP, spec.id
+        want = "t5-xxl" if spec.id in t5 else "mistral-tekken"
+        assert spec.prompt.tokenizer == want, spec.id
+        assert spec.id.startswith("FLUX.2") == (want == "mistral-tekken"), spec.id
+    m = re.search(r"no more T5 tokens than NFKC-normalised characters plus (\d+)", _bullet(6, "upper bounds"))
+    assert m is not None and "no more Tekken tokens than UTF-8 bytes" in _bullet(6, "upper bounds")
+    prompt = "Ｆｕｌｌ-width ﬁ café ☕"
+    assert prompt_token_bounds(prompt, "mistral-tekken")[1] == len(prompt.encode("utf-8"))
+    assert prompt_token_bounds(prompt, "t5-xxl")[1] == len(unicodedata.normalize("NFKC", prompt)) + int(m.group(1))

@@ -1,6 +1,6 @@
 """A local stand-in for the FLUX models on Microsoft Foundry, served over loopback HTTP.
 
-It follows ``shared/foundry-flux-contract.md``: the BFL provider route, the Image API, the
+It follows ``docs/service-contract.md``: the BFL provider route, the Image API, the
 FLUX.1-schnell Azure ML endpoint, their auth, validation, quotas and error shapes, with
 switches for every behaviour the contract marks [open] and faults on demand. Its images
 are synthetic and show what was sent (model, prompt, seed, size, references in order).

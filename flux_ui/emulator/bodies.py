@@ -1,6 +1,6 @@
 """Response bodies in the shapes the contract records, one builder per shape.
 
-Shapes come from ``shared/foundry-flux-contract.md``; where it gives only a shape, the
+Shapes come from ``docs/service-contract.md``; where it gives only a shape, the
 message wording here is the emulator's own. Codes the contract does not name are marked
 as the emulator's choice where they are built.
 """
