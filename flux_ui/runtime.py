@@ -45,10 +45,15 @@ def start_runtime(
     """Start the emulator when the settings ask for it, then the client and history.
 
     ``quotas`` overrides the emulated deployments' quotas on both sides (tests use short ones).
+    The embedded emulator is the app's alone: its key and control token (random per start unless
+    a test passes its own) stay in this process, and it takes no Entra token (it cannot check a signature, so any local
+    process could forge one and spend the app's emulated quota).
     """
     emulator = None
     if settings.uses_emulator:
         config = emulator_config or EmulatorConfig()
+        config.accept_entra = False
+        config.open_controls = False
         if quotas:
             config.quotas = {**config.quotas, **quotas}
         emulator = Emulator(config)

@@ -76,7 +76,8 @@ def test_401_after_key_rotation(http: httpx.Client) -> None:
     emu = start_emulator()
     try:
         assert post_bfl(http, emu.base_url, "FLUX.2-pro").status_code == 200
-        r = http.post(f"{emu.base_url}/_emulator/rotate-key", json={"key": "the-new-key-after-rotation"})
+        ctl = emu.control_headers()  # the route itself is under test
+        r = http.post(f"{emu.base_url}/_emulator/rotate-key", json={"key": "the-new-key-after-rotation"}, headers=ctl)
         assert r.status_code == 200 and "key" not in r.json()
         assert_401(post_bfl(http, emu.base_url, "FLUX.2-pro"))
         new_key = bearer("the-new-key-after-rotation")
@@ -84,7 +85,7 @@ def test_401_after_key_rotation(http: httpx.Client) -> None:
         # schnell follows the Foundry key unless it has its own.
         r = http.post(f"{emu.base_url}/score", json={"inputs": "x"}, headers=bearer())
         assert r.status_code == 401
-        generated = http.post(f"{emu.base_url}/_emulator/rotate-key").json()["key"]
+        generated = http.post(f"{emu.base_url}/_emulator/rotate-key", headers=ctl).json()["key"]
         assert generated == emu.api_key
         assert post_bfl(http, emu.base_url, "FLUX.2-pro", headers=bearer(generated)).status_code == 200
     finally:

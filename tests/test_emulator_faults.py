@@ -15,6 +15,7 @@ from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emul
 from emulator_fixtures import bearer, bfl_url, decode_image, start_emulator
 from flux_ui.emulator import Emulator, Fault, create_app
 from flux_ui.emulator.config import EmulatorConfig
+from flux_ui.emulator.control import CONTROL_TOKEN_HEADER
 
 PRO = {"model": "FLUX.2-pro", "prompt": "a small boat", "width": 256, "height": 256}
 
@@ -31,7 +32,7 @@ def test_status_fault_counts_down(emu: Emulator, http: httpx.Client) -> None:
     emu.set_faults("FLUX.2-pro", [Fault("status", status=503, count=2)])
     first = send(http, emu)
     assert first.status_code == 503 and first.json()["error"]["code"] == "ServiceUnavailable"
-    assert http.get(f"{emu.base_url}/_emulator/faults").json()["FLUX.2-pro"][0]["count"] == 1
+    assert emu.faults()["FLUX.2-pro"][0]["count"] == 1
     assert send(http, emu).status_code == 503
     assert send(http, emu).status_code == 200
     assert [e["fault"] for e in emu.requests()] == ["status:503", "status:503", None]
@@ -251,49 +252,54 @@ def test_poll_faults_are_opt_in(polling: Emulator, http: httpx.Client) -> None:
 
 
 def test_control_faults_round_trip(emu: Emulator, http: httpx.Client) -> None:
+    ctl = emu.control_headers()  # these tests drive the routes themselves
     faults = {"FLUX.2-pro": [{"kind": "status", "status": 503, "count": 1}], "*": [{"kind": "latency",
                                                                                     "seconds": 0.01}]}
-    r = http.put(f"{emu.base_url}/_emulator/faults", json=faults)
+    r = http.put(f"{emu.base_url}/_emulator/faults", json=faults, headers=ctl)
     assert r.status_code == 200 and r.json()["FLUX.2-pro"][0]["status"] == 503
     assert send(http, emu).status_code == 503
-    r = http.put(f"{emu.base_url}/_emulator/faults/FLUX.2-pro", json=[{"kind": "status", "status": 409}])
+    one = [{"kind": "status", "status": 409}]
+    r = http.put(f"{emu.base_url}/_emulator/faults/FLUX.2-pro", json=one, headers=ctl)
     assert r.json()["FLUX.2-pro"][0]["count"] is None
     assert send(http, emu).status_code == 409
-    assert http.delete(f"{emu.base_url}/_emulator/faults").status_code == 204
-    assert http.get(f"{emu.base_url}/_emulator/faults").json() == {}
+    assert http.delete(f"{emu.base_url}/_emulator/faults", headers=ctl).status_code == 204
+    assert http.get(f"{emu.base_url}/_emulator/faults", headers=ctl).json() == {}
     assert send(http, emu).status_code == 200
-    bad = http.put(f"{emu.base_url}/_emulator/faults", json={"*": [{"kind": "explode"}]})
+    bad = http.put(f"{emu.base_url}/_emulator/faults", json={"*": [{"kind": "explode"}]}, headers=ctl)
     assert bad.status_code == 400 and "explode" in bad.json()["error"]["message"]
-    bad = http.put(f"{emu.base_url}/_emulator/faults", json={"*": [{"kind": "drop", "colour": "red"}]})
+    bad = http.put(f"{emu.base_url}/_emulator/faults", json={"*": [{"kind": "drop", "colour": "red"}]},
+                   headers=ctl)
     assert bad.status_code == 400 and "colour" in bad.json()["error"]["message"]
 
 
 def test_control_requests_and_reset(emu: Emulator, http: httpx.Client) -> None:
+    ctl = emu.control_headers()  # these tests drive the routes themselves
     send(http, emu)
     send(http, emu, {**PRO, "width": 8})
-    log = http.get(f"{emu.base_url}/_emulator/requests").json()
+    log = http.get(f"{emu.base_url}/_emulator/requests", headers=ctl).json()
     assert [e["status"] for e in log] == [200, 422]
     assert log[0]["seq"] < log[1]["seq"] and log[0]["time"] <= log[1]["time"]
     expected = {"seq", "time", "route", "path", "deployment", "model", "auth", "params", "prompt", "unknown_params",
                 "references", "status", "fault", "output", "notes"}
     assert set(log[0]) == expected
-    assert http.delete(f"{emu.base_url}/_emulator/requests").status_code == 204
-    assert http.get(f"{emu.base_url}/_emulator/requests").json() == []
+    assert http.delete(f"{emu.base_url}/_emulator/requests", headers=ctl).status_code == 204
+    assert http.get(f"{emu.base_url}/_emulator/requests", headers=ctl).json() == []
     emu.set_faults("*", [Fault("status", status=500)])
     send(http, emu)
-    assert http.post(f"{emu.base_url}/_emulator/reset").status_code == 204
-    assert http.get(f"{emu.base_url}/_emulator/requests").json() == []
-    assert http.get(f"{emu.base_url}/_emulator/faults").json() == {}
+    assert http.post(f"{emu.base_url}/_emulator/reset", headers=ctl).status_code == 204
+    assert http.get(f"{emu.base_url}/_emulator/requests", headers=ctl).json() == []
+    assert http.get(f"{emu.base_url}/_emulator/faults", headers=ctl).json() == {}
 
 
 def test_control_config_switches(emu: Emulator, http: httpx.Client) -> None:
-    r = http.patch(f"{emu.base_url}/_emulator/config", json={"bfl_style": "polling"})
+    ctl = emu.control_headers()  # these tests drive the routes themselves
+    r = http.patch(f"{emu.base_url}/_emulator/config", json={"bfl_style": "polling"}, headers=ctl)
     assert r.status_code == 200 and r.json()["bfl_style"] == "polling"
     assert "polling_url" in send(http, emu).json()
-    bad = http.patch(f"{emu.base_url}/_emulator/config", json={"bfl_style": "carrier-pigeon"})
+    bad = http.patch(f"{emu.base_url}/_emulator/config", json={"bfl_style": "carrier-pigeon"}, headers=ctl)
     assert bad.status_code == 400
-    assert http.patch(f"{emu.base_url}/_emulator/config", json={"api_key": "x"}).status_code == 400
-    assert "api_key" not in http.get(f"{emu.base_url}/_emulator/config").json()
+    assert http.patch(f"{emu.base_url}/_emulator/config", json={"api_key": "x"}, headers=ctl).status_code == 400
+    assert "api_key" not in http.get(f"{emu.base_url}/_emulator/config", headers=ctl).json()
 
 
 def test_log_is_bounded(http: httpx.Client) -> None:
@@ -314,14 +320,14 @@ def test_control_routes_answer_loopback_only() -> None:
 
 async def test_the_app_runs_in_process_over_asgi() -> None:
     # create_app is also usable without a socket, e.g. behind httpx's ASGITransport.
-    app = create_app(EmulatorConfig(api_key="asgi-key-123456"))
+    app = create_app(EmulatorConfig(api_key="asgi-key-123456", control_token="asgi-control"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         r = await client.post("/providers/blackforestlabs/v1/flux-2-pro?api-version=preview",
                               json={"model": "FLUX.2-pro", "prompt": "x", "width": 64, "height": 64},
                               headers=bearer("asgi-key-123456"))
         assert r.status_code == 200
-        log = (await client.get("/_emulator/requests")).json()
+        log = (await client.get("/_emulator/requests", headers={CONTROL_TOKEN_HEADER: "asgi-control"})).json()
         assert log[-1]["status"] == 200
 
 

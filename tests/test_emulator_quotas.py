@@ -74,7 +74,7 @@ def test_default_quotas_come_from_the_registry(http: httpx.Client) -> None:
     emu = start_emulator(enforce_quotas=True)
     try:
         expected = Quota.from_rpm(MODELS["FLUX.2-flex"].default_rpm or 0)
-        status = http.get(f"{emu.base_url}/_emulator/quotas").json()
+        status = emu.quota_status()
         assert status["FLUX.2-flex"]["quota"]["requests"] == expected.requests
         assert status["FLUX.2-flex"]["quota"]["window_s"] == pytest.approx(expected.window_s)
         assert status["FLUX.1-schnell"]["quota"] is None
@@ -84,7 +84,7 @@ def test_default_quotas_come_from_the_registry(http: httpx.Client) -> None:
         limited = send(http, emu, flex, "flux-2-flex")
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) == pytest.approx(expected.window_s, abs=1)
-        after = http.get(f"{emu.base_url}/_emulator/quotas").json()["FLUX.2-flex"]
+        after = emu.quota_status()["FLUX.2-flex"]
         assert after["available"] == 0 and after["next_slot_in_s"] > 0
     finally:
         emu.stop()
@@ -140,7 +140,7 @@ def test_reset_empties_the_windows(http: httpx.Client) -> None:
     try:
         assert send(http, emu).status_code == 200
         assert send(http, emu).status_code == 429
-        assert http.post(f"{emu.base_url}/_emulator/reset").status_code == 204
+        emu.clear()
         assert send(http, emu).status_code == 200
     finally:
         emu.stop()

@@ -2,6 +2,11 @@
 
 The printed lines are ``NAME=value`` so a shell or a test can read them; the key is printed
 because pointing a client at the emulator is the whole purpose (it is a local, throwaway key).
+
+Its control routes under ``/_emulator/`` answer any loopback caller, as documented, since the
+developer who runs it drives it from their own scripts. On a machine shared with other users,
+``--control-token`` makes them want a token too (generated and printed when none is given:
+a token on the command line is visible to other users in the process list).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from flux_ui.emulator.config import EmulatorConfig, Fault
+from flux_ui.emulator.control import CONTROL_TOKEN_HEADER
 from flux_ui.emulator.runner import bind_socket, uvicorn_config
 from flux_ui.emulator.server import create_app
 
@@ -45,16 +51,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url-results", action="store_true", help="Image API answers carry url instead of b64_json")
     parser.add_argument("--no-quotas", action="store_true", help="do not enforce the deployments' quotas")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    parser.add_argument("--control-token", nargs="?", const="", default=None, metavar="TOKEN",
+                        help=f"require TOKEN in the {CONTROL_TOKEN_HEADER} header on the /_emulator/ control routes "
+                             "(request log, faults, key rotation...); with no TOKEN a random one is generated and "
+                             "printed as EMULATOR_CONTROL_TOKEN=. Without this option the control routes answer "
+                             "any loopback caller, which on a shared machine means any local user")
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not _is_loopback(args.host) and not args.allow_remote:
-        print(f"refusing to listen on {args.host}: the emulator is for loopback use; "
-              "add --allow-remote if you really mean it", file=sys.stderr)
-        return 2
-    config = EmulatorConfig(
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """The emulator the command line describes; controls stay open unless --control-token."""
+    return EmulatorConfig(
         api_key=args.api_key or secrets.token_urlsafe(24),
         schnell_key=args.schnell_key,
         host=args.host,
@@ -64,7 +71,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         image_api_result="url" if args.url_results else "b64_json",
         enforce_quotas=not args.no_quotas,
         faults={"*": [Fault("latency", seconds=args.latency)]} if args.latency > 0 else {},
+        control_token=args.control_token or "",
+        open_controls=args.control_token is None,
     )
+
+
+def print_settings(config: EmulatorConfig, base: str) -> None:
+    """``NAME=value`` lines, then a comment once it serves (what scripts wait for)."""
+    print(f"AZURE_ENDPOINT={base}")
+    print(f"AZURE_API_KEY={config.api_key}")
+    print(f"FLUX_SCHNELL_ENDPOINT={base}/score")
+    print(f"FLUX_SCHNELL_KEY={config.schnell_key or config.api_key}")
+    if not config.open_controls:
+        print(f"EMULATOR_CONTROL_TOKEN={config.control_token}")
+    print("# flux-ui emulator serving synthetic images; Ctrl+C stops it.", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not _is_loopback(args.host) and not args.allow_remote:
+        print(f"refusing to listen on {args.host}: the emulator is for loopback use; "
+              "add --allow-remote if you really mean it", file=sys.stderr)
+        return 2
+    config = config_from_args(args)
     try:
         sock = bind_socket(config.host, config.port)
     except OSError as exc:
@@ -73,11 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
-    print(f"AZURE_ENDPOINT={base}")
-    print(f"AZURE_API_KEY={config.api_key}")
-    print(f"FLUX_SCHNELL_ENDPOINT={base}/score")
-    print(f"FLUX_SCHNELL_KEY={config.schnell_key or config.api_key}")
-    print("# flux-ui emulator serving synthetic images; Ctrl+C stops it.", flush=True)
+    print_settings(config, base)
     server = uvicorn.Server(uvicorn_config(create_app(config)))
     try:
         asyncio.run(server.serve(sockets=[sock]))

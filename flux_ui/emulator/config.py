@@ -1,6 +1,6 @@
 """How an emulator instance behaves: the switches for each [open] point of the contract, and faults.
 
-Every switch defaults to the documented behaviour ([doc] in ``shared/foundry-flux-contract.md``)
+Every switch defaults to the documented behaviour ([doc] in ``docs/service-contract.md``)
 so a client tested against the defaults is tested against the service as Microsoft describes it;
 the other settings play the variants the contract marks [seen] or [open], one at a time.
 """
@@ -117,6 +117,10 @@ class EmulatorConfig:
     Quotas: each deployment gets ``Quota.from_rpm`` of its model's default tier; ``quotas``
     (keyed by deployment name or model ID) overrides that, and ``enforce_quotas=False`` turns
     them off. Faults are keyed by deployment name, model ID or ``"*"``.
+    Control routes (``/_emulator/...``): they hand out the request log (every prompt) and rotate
+    keys, so they take ``control_token`` (empty: generate one) in the ``X-Emulator-Control-Token``
+    header; only ``open_controls=True`` lets any loopback caller in without it, which the
+    standalone ``python -m flux_ui.emulator`` does for its developer's scripts.
     """
 
     api_key: str = ""
@@ -140,10 +144,14 @@ class EmulatorConfig:
     rng_seed: int = 0
     log_limit: int = 10_000
     results_limit: int = 256
+    control_token: str = ""
+    open_controls: bool = False
 
     def __post_init__(self) -> None:
         if not self.api_key:
             self.api_key = secrets.token_urlsafe(24)
+        if not self.control_token:
+            self.control_token = secrets.token_urlsafe(32)
         if self.bfl_style not in ("sync", "polling"):
             raise ValueError(f"bfl_style must be 'sync' or 'polling', not {self.bfl_style!r}")
         if self.image_api_result not in ("b64_json", "url"):
@@ -154,5 +162,6 @@ class EmulatorConfig:
             raise ValueError("polling_pending_polls, result_url_ttl_s and log_limit must be positive")
 
     def __repr__(self) -> str:
-        # The dataclass repr would print the keys; a config can end up in a log or a traceback.
+        # The dataclass repr would print the keys and the control token; a config can end up in a
+        # log or a traceback.
         return f"EmulatorConfig(host={self.host!r}, port={self.port}, bfl_style={self.bfl_style!r}, ...)"

@@ -1,4 +1,4 @@
-"""Inspection and control routes under ``/_emulator/``: no key needed, loopback callers only.
+"""Inspection and control routes under ``/_emulator/``: loopback callers with the control token only.
 
     GET    /_emulator/requests        the request log, oldest first
     DELETE /_emulator/requests        clear it
@@ -12,12 +12,20 @@
     GET    /_emulator/config          the run-time switches (never the keys)
     PATCH  /_emulator/config          change run-time switches
 
+Loopback is not a boundary on a shared machine (any local user can reach the port), and these
+routes hand out every prompt and can rotate the key the app relies on. So each one wants the
+config's ``control_token`` in the ``X-Emulator-Control-Token`` header (compared in constant
+time) unless the config sets ``open_controls``, as the standalone emulator does by default.
+The embedded emulator's token never leaves the process: its owner calls the
+:class:`~flux_ui.emulator.runner.Emulator` methods instead.
+
 Keys never appear in these answers, except a key the emulator generated on ``rotate-key``
 (the caller needs it; one it supplied is not echoed).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +38,7 @@ from flux_ui.emulator.config import Fault
 from flux_ui.emulator.state import EmulatorState
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+CONTROL_TOKEN_HEADER = "X-Emulator-Control-Token"
 
 ControlHandler = Callable[[Request, EmulatorState], Awaitable[Response]]
 
@@ -38,12 +47,29 @@ def _problem(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": str(status), "message": message}}, status)
 
 
-def _loopback_only(handler: ControlHandler) -> Callable[[Request], Awaitable[Response]]:
+def _token_ok(request: Request, state: EmulatorState) -> bool:
+    """Open controls, or the configured token; compare_digest so timing does not spell it out."""
+    if state.config.open_controls:
+        return True
+    given = request.headers.get(CONTROL_TOKEN_HEADER, "")
+    return hmac.compare_digest(given.encode(), state.config.control_token.encode())
+
+
+def _refusal(request: Request, state: EmulatorState) -> JSONResponse | None:
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK_HOSTS:
+        return _problem(403, "the emulator's control routes answer loopback callers only")
+    if not _token_ok(request, state):
+        return _problem(401, f"the emulator's control routes need its control token in {CONTROL_TOKEN_HEADER}")
+    return None
+
+
+def _guarded(handler: ControlHandler) -> Callable[[Request], Awaitable[Response]]:
+    """A control endpoint that answers only its owner: loopback and, unless open, the token."""
+
     async def endpoint(request: Request) -> Response:
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK_HOSTS:
-            return _problem(403, "the emulator's control routes answer loopback callers only")
-        return await handler(request, request.app.state.emulator)
+        state: EmulatorState = request.app.state.emulator
+        return _refusal(request, state) or await handler(request, state)
 
     return endpoint
 
@@ -145,15 +171,15 @@ async def patch_config(request: Request, state: EmulatorState) -> Response:
 
 def control_routes() -> list[Route]:
     return [
-        Route("/_emulator/requests", _loopback_only(get_requests), methods=["GET"]),
-        Route("/_emulator/requests", _loopback_only(clear_requests), methods=["DELETE"]),
-        Route("/_emulator/faults", _loopback_only(get_faults), methods=["GET"]),
-        Route("/_emulator/faults", _loopback_only(put_faults), methods=["PUT"]),
-        Route("/_emulator/faults", _loopback_only(clear_faults), methods=["DELETE"]),
-        Route("/_emulator/faults/{key}", _loopback_only(put_key_faults), methods=["PUT"]),
-        Route("/_emulator/quotas", _loopback_only(get_quotas), methods=["GET"]),
-        Route("/_emulator/reset", _loopback_only(reset), methods=["POST"]),
-        Route("/_emulator/rotate-key", _loopback_only(rotate_key), methods=["POST"]),
-        Route("/_emulator/config", _loopback_only(get_config), methods=["GET"]),
-        Route("/_emulator/config", _loopback_only(patch_config), methods=["PATCH"]),
+        Route("/_emulator/requests", _guarded(get_requests), methods=["GET"]),
+        Route("/_emulator/requests", _guarded(clear_requests), methods=["DELETE"]),
+        Route("/_emulator/faults", _guarded(get_faults), methods=["GET"]),
+        Route("/_emulator/faults", _guarded(put_faults), methods=["PUT"]),
+        Route("/_emulator/faults", _guarded(clear_faults), methods=["DELETE"]),
+        Route("/_emulator/faults/{key}", _guarded(put_key_faults), methods=["PUT"]),
+        Route("/_emulator/quotas", _guarded(get_quotas), methods=["GET"]),
+        Route("/_emulator/reset", _guarded(reset), methods=["POST"]),
+        Route("/_emulator/rotate-key", _guarded(rotate_key), methods=["POST"]),
+        Route("/_emulator/config", _guarded(get_config), methods=["GET"]),
+        Route("/_emulator/config", _guarded(patch_config), methods=["PATCH"]),
     ]

@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from flux_ui.emulator.config import EmulatorConfig, Fault
+from flux_ui.emulator.control import CONTROL_TOKEN_HEADER
 from flux_ui.emulator.server import create_app
 from flux_ui.emulator.state import EmulatorState
 
@@ -129,6 +130,14 @@ class Emulator:
         """Arm faults for a deployment name, model ID or ``"*"`` (replacing that key's list)."""
         self.state.set_faults(key, faults)
 
+    def faults(self) -> dict[str, list[dict[str, Any]]]:
+        """Armed faults by key, with the counts left (as ``GET /_emulator/faults`` answers)."""
+        return self.state.faults.snapshot()
+
+    def quota_status(self) -> dict[str, Any]:
+        """Each deployment's quota and what it would take now (as ``GET /_emulator/quotas``)."""
+        return self.state.quotas.status(self.state.all_deployments())
+
     def rotate_key(self, new_key: str | None = None, target: str = "foundry") -> str:
         return self.state.rotate_key(new_key, target)
 
@@ -139,6 +148,11 @@ class Emulator:
     def clear(self) -> None:
         """Clear faults, the log, quota windows and pending results."""
         self.state.reset()
+
+    def control_headers(self) -> dict[str, str]:
+        """The header that opens ``/_emulator/`` to HTTP, for code in this process that tests those
+        routes; everything else should use the methods above, which need no token."""
+        return {CONTROL_TOKEN_HEADER: self.config.control_token}
 
     def __enter__(self) -> Emulator:
         self.start()

@@ -80,8 +80,9 @@ class EmulatorState:
             return self._schnell_key or self._api_key
 
     def secrets(self) -> tuple[str, ...]:
+        """What the log scrubs: every key ever valid, and the control token (never a log's business)."""
         with self._lock:
-            return tuple(self._all_keys)
+            return (*self._all_keys, self.config.control_token)
 
     def rotate_key(self, new_key: str | None = None, target: KeyTarget = "foundry") -> str:
         """Replace a key at once (the old one stops working); returns the new key.
