@@ -3,6 +3,7 @@ page and on every API route."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -48,8 +49,9 @@ def test_weak_login_settings_are_refused() -> None:
 def test_passwords_stay_secret_in_settings() -> None:
     settings = load_settings(USERS, dotenv_path=None)
     assert "correct-horse-battery" not in repr(settings)
-    check = launch_options(settings, "127.0.0.1", 7860, False, False)["auth"]
-    assert check("alice", "correct-horse-battery") and not check("alice", "wrong") and not check("eve", "x")
+    check = launch_options(settings, "127.0.0.1", 7860, False, False)["auth"]  # a coroutine: the throttled login
+    assert asyncio.run(check("alice", "correct-horse-battery"))
+    assert not asyncio.run(check("alice", "wrong")) and not asyncio.run(check("eve", "x"))
 
 
 @pytest.mark.parametrize("args", [["--share"], ["--host", "0.0.0.0"]])

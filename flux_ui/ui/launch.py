@@ -6,19 +6,27 @@ request there goes to the emulator, so a stranger spends nobody's quota, and the
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import gradio.routes
+from fastapi import HTTPException
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flux_ui.assets import EXAMPLES, LOGO, SHORTCUTS, STYLE
 from flux_ui.history import DB_NAME
 from flux_ui.settings import Settings
+from flux_ui.ui.guard import Limits, LoginGuard, lock_message
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 MAX_UPLOAD = "50mb"  # per file; references are downscaled to 4 MP before sending anyway
@@ -28,6 +36,29 @@ DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="slate", neutral_hue="slate")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
+#: The sign-in throttle's limits (tests shrink them).
+LOGIN_LIMITS = Limits()
+#: Who may show the app in a frame: nobody, except the Hub's pages around a Space.
+NO_FRAMING = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"))
+SPACE_FRAMING = ((b"content-security-policy", b"frame-ancestors https://huggingface.co https://*.hf.space"),)
+#: The client address of the request being served, for the login check (Gradio hands it no request).
+CLIENT: ContextVar[str] = ContextVar("flux_ui_client", default="unknown")
+#: Where the middleware leaves (guard, address) in the request scope, for the login page.
+SCOPE_KEY = "flux_ui.login"
+#: An empty API description, for the login page (see hide_api_info_from_strangers).
+NO_API_INFO: dict[str, Any] = {"named_endpoints": {}, "unnamed_endpoints": {}}
+#: Gradio's login form shows "Incorrect credentials" on a 400 and nothing at all on any other
+#: refusal; on a 429 this reloads the page, which then names the time sign-in resumes.
+RELOAD_ON_LOCK = """<script>(() => {
+  const send = window.fetch;
+  window.fetch = async (...args) => {
+    const response = await send(...args);
+    const target = args[0] instanceof Request ? args[0].url : String(args[0]);
+    const path = new URL(target, location.href).pathname.split("/").filter(Boolean);
+    if (response.status === 429 && path.pop() === "login") location.reload();
+    return response;
+  };
+})();</script>"""
 
 
 @dataclass(frozen=True)
@@ -112,14 +143,111 @@ def login_check(settings: Settings) -> Callable[[str, str], bool]:
     return check
 
 
+def client_address(scope: Scope, on_space: bool) -> str:
+    """The caller's address. On a Space every request comes through the Hub's proxy, whose own
+    address would put all visitors in one throttle bucket: there the proxy's last
+    ``X-Forwarded-For`` hop names the visitor (earlier hops are the visitor's to invent)."""
+    if on_space:
+        forwarded = [v for k, v in scope.get("headers", []) if k == b"x-forwarded-for"]
+        if forwarded and (last := forwarded[-1].decode("latin-1").split(",")[-1].strip()):
+            return last
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class PageGuard:
+    """ASGI middleware (given to Gradio's FastAPI app through ``app_kwargs``): anti-framing headers
+    on every response, and the caller's address for the sign-in throttle."""
+
+    def __init__(self, app: ASGIApp, guard: LoginGuard | None, on_space: bool) -> None:
+        self.app, self.guard, self.on_space = app, guard, on_space
+        self.headers = SPACE_FRAMING if on_space else NO_FRAMING
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        address = client_address(scope, self.on_space)
+        scope[SCOPE_KEY] = (self.guard, address)
+
+        async def send_framed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-frame-options"]
+                message["headers"] = [*kept, *self.headers]  # a second CSP header can only restrict more
+            await send(message)
+
+        token = CLIENT.set(address)
+        try:
+            await self.app(scope, receive, send_framed)
+        finally:
+            CLIENT.reset(token)
+
+
+def guarded_login(check: Callable[[str, str], bool], guard: LoginGuard,
+                  wall: Callable[[], float] = time.time) -> Callable[[str, str], Awaitable[bool]]:
+    """Gradio's ``auth`` as a coroutine (which Gradio awaits): throttled per address and account.
+    The delay is an ``asyncio.sleep`` in this request alone, so nobody else's sign-in waits for it;
+    a locked caller gets a 429 with ``Retry-After`` before the password is even compared."""
+
+    async def login(user: str, password: str) -> bool:
+        verdict = guard.admit(CLIENT.get(), user)
+        if verdict.ticket is None:
+            raise HTTPException(status_code=429, detail=lock_message(verdict.retry_after_s, wall()),
+                                headers={"Retry-After": str(verdict.retry_after_s)})
+        if verdict.delay_s:
+            await asyncio.sleep(verdict.delay_s)
+        matched = check(user, password)
+        guard.settle(verdict.ticket, matched)
+        return matched
+
+    return login
+
+
+def login_page_context(request: Any, context: dict[str, Any], wall: Callable[[], float] = time.time) -> dict[str, Any]:
+    """The login page's template context: no API description, and while the caller's address is
+    locked out, a message saying when sign-in resumes in place of the usual one."""
+    config = {**context["config"], "head": RELOAD_ON_LOCK}
+    guard, address = getattr(request, "scope", {}).get(SCOPE_KEY, (None, ""))
+    if isinstance(guard, LoginGuard) and (wait := guard.locked_for(address)):
+        config["auth_message"] = lock_message(wait, wall())
+    return {**context, "config": config, "gradio_api_info": NO_API_INFO}
+
+
+def hide_api_info_from_strangers() -> None:
+    """Gradio 6.31 (gradio/routes.py, the ``/`` route ``main``) renders ``window.gradio_api_info``
+    (every endpoint, its parameters, the model IDs it accepts) into the login page it serves to
+    someone not signed in, although ``/gradio_api/info`` refuses them. This wraps, in one place,
+    the template call of that route: a page with ``auth_required`` loses the description. It only
+    touches pages Gradio already renders without the app; remove it once Gradio stops embedding
+    the description in them. Idempotent; it patches Gradio's module-wide template object."""
+    templates = gradio.routes.templates
+    render = templates.TemplateResponse
+    if getattr(render, "flux_ui_login_page", False):
+        return
+
+    def template_response(*args: Any, **kwargs: Any) -> Any:
+        context = kwargs.get("context")
+        if isinstance(context, dict) and isinstance(context.get("config"), dict) \
+                and context["config"].get("auth_required"):
+            kwargs["context"] = login_page_context(kwargs.get("request"), context)
+        return render(*args, **kwargs)
+
+    template_response.flux_ui_login_page = True  # type: ignore[attr-defined]
+    templates.TemplateResponse = template_response  # type: ignore[method-assign]
+
+
 def page_options() -> dict[str, Any]:
     """The page's look, from ``assets/``: theme, stylesheet, keyboard shortcuts and icon."""
     return {"theme": THEME, "css_paths": [STYLE], "head": f"<script>\n{SHORTCUTS.read_text()}</script>",
             "favicon_path": LOGO}
 
 
-def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: bool) -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch``: where to listen, what Gradio may serve, the login, the page."""
+def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: bool,
+                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``Blocks.launch``: where to listen, what Gradio may serve, the login
+    (throttled), the page, and the middleware that keeps it out of other sites' frames."""
+    on_space = bool((os.environ if environ is None else environ).get("SPACE_ID"))
+    guard = LoginGuard((user for user, _ in settings.logins), LOGIN_LIMITS) if settings.logins else None
     options: dict[str, Any] = {
         "server_name": host,
         "server_port": port,
@@ -130,9 +258,11 @@ def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: b
         "blocked_paths": never_served(settings),
         "footer_links": ["api", "settings"],
         "mcp_server": mcp,
+        "app_kwargs": {"middleware": [Middleware(PageGuard, guard=guard, on_space=on_space)]},
         **page_options(),
     }
-    if settings.logins:
-        options["auth"] = login_check(settings)
+    if guard is not None:
+        hide_api_info_from_strangers()
+        options["auth"] = guarded_login(login_check(settings), guard)
         options["auth_message"] = "flux-ui: sign in with an account from FLUX_UI_USERS."
     return options
