@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import fanout, load, overhead, pacing, references, startup
+from bench import big_references, fanout, load, overhead, pacing, references, startup
 from bench.common import Row, table
 
 SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
@@ -27,6 +27,7 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "fanout": fanout.run,
     "pacing": pacing.run,
     "references": references.run,
+    "big_references": big_references.run,
     "load": load.run,
     "startup": startup.run,
 }

@@ -13,22 +13,32 @@ Pillow's decompression-bomb guard lives in ``Image.open`` and warns through the 
 ``warnings`` machinery, which cannot be redirected per thread before Python 3.14. Reference
 decoding therefore opens files through Pillow's plugin registry itself (see
 :func:`_open_unchecked`) and applies flux-ui's stricter limits, and Pillow's own, as refusals.
+
+Memory is bounded for whatever a stranger uploads. Everything compressed that flux-ui unpacks
+goes through :func:`inflate_capped` (Pillow's own text limits are set to the same cap), and a
+reference's pixels are decoded at the smallest size that still serves the model, a few at a
+time across the whole process (:data:`DECODE_SLOTS`, :data:`DECODE_BUDGET_BYTES`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import io
 import json
 import math
 import struct
+import sys
+import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 try:
     from PIL import ImageCms
@@ -45,8 +55,22 @@ MAX_REFERENCE_BYTES = 50 * 1024 * 1024
 MAX_REFERENCE_PIXELS = 64_000_000
 MAX_REFERENCE_SIDE = 16384
 JPEG_QUALITY = 90
-#: References decoded at once per call: bounds memory (a full-size decode can take hundreds of MB).
+#: References handed to worker threads at once per call; how many of them decode at once is
+#: the process-wide DECODE_SLOTS.
 _PARALLEL = 4
+#: Reference decodes running at once across the whole process: one 64 MP decode holds 256 MB,
+#: so three 10-image edits must not decode 30 at once. Two keeps both cores of a small host busy.
+DECODE_SLOTS = 2
+#: Estimated bytes of pixels those decodes may hold together; a decode needing more runs alone.
+#: Two 64 MP PNGs (each ~0.3 GB at peak) then take turns, while small ones share.
+DECODE_BUDGET_BYTES = 512 * 1024 * 1024
+#: Most bytes any compressed block flux-ui reads may unpack to (PNG text here; PNG text and ICC
+#: profiles in Pillow). flux-ui writes its label uncompressed, and the longest prompt validation
+#: lets through (32,000 tokens at up to 128 bytes each: 4 MB), JSON-escaped, still fits; a bomb
+#: is stopped at a size that, decoded once more as text, stays far below the 50 MB budget.
+MAX_INFLATED_BYTES = 8 * 1024 * 1024
+#: Rows of a decoded image converted and reduced at a time: bands of about this many bytes.
+_BAND_BYTES = 8 * 1024 * 1024
 # zlib level for PNG references: level 6 costs several times the time for a few per cent of size.
 _PNG_COMPRESS_LEVEL = 3
 
@@ -67,6 +91,21 @@ _MODE_NAMES = {
     "HSV": "HSV",
     "I": "32-bit integer grayscale",
     "F": "32-bit float grayscale",
+}
+
+# Pillow unpacks PNG text and ICC profiles itself (when references and results are opened):
+# the same cap per block, and at most two blocks' worth per image.
+PngImagePlugin.MAX_TEXT_CHUNK = MAX_INFLATED_BYTES
+PngImagePlugin.MAX_TEXT_MEMORY = 2 * MAX_INFLATED_BYTES
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
 }
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -90,6 +129,102 @@ _XMP_PACKET = f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
  </rdf:RDF>
 </x:xmpmeta>
 <?xpacket end="w"?>""".encode()
+
+
+# --- bounded memory -----------------------------------------------------------------------
+
+
+class InflateLimitError(ValueError):
+    """Compressed data that unpacks to more than flux-ui will hold (a possible decompression bomb)."""
+
+
+def inflate_capped(data: bytes | memoryview, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """zlib-inflate ``data``, refusing (InflateLimitError) output over ``limit`` bytes.
+
+    ``zlib.decompress`` has no bound: deflate packs about 1,000:1, so a 3 MB upload unpacks to
+    gigabytes. This stops once ``limit`` + 1 bytes exist, whatever the ratio. A stream cut short
+    is a ValueError too, as zlib.decompress would raise.
+    """
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"damaged compressed data ({exc})") from None
+    if len(out) > limit:
+        raise InflateLimitError(f"compressed data unpacks to more than {limit:,} bytes")
+    if not inflater.eof:
+        raise ValueError("the compressed data is cut short")
+    return out
+
+
+class _DecodeGate:
+    """Admits reference decodes in arrival order while DECODE_SLOTS and DECODE_BUDGET_BYTES allow.
+
+    Process-wide, and waited on in the worker threads that prepare references, never on an event
+    loop. The limits are read from the module at each admission, so they can be changed live.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+        self.running = 0
+        self.held = 0
+
+    @contextmanager
+    def admit(self, cost: int) -> Iterator[None]:
+        """Hold a slot and ``cost`` bytes of the budget (all of it, if cost is more) while decoding."""
+        cost = min(cost, DECODE_BUDGET_BYTES)  # alone, any decode fits: it must run some time
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                self._cond.wait_for(lambda: self._queue[0] is ticket and self._fits(cost))
+            finally:
+                self._queue.remove(ticket)
+                self._cond.notify_all()  # the next in line may fit beside this one
+            self.running += 1
+            self.held += cost
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.running -= 1
+                self.held -= cost
+                self._cond.notify_all()
+
+    def _fits(self, cost: int) -> bool:
+        return self.running < DECODE_SLOTS and self.held + cost <= DECODE_BUDGET_BYTES
+
+
+_DECODE_GATE = _DecodeGate()
+
+
+#: Freed buffers at least this big go straight back to the OS (see _return_big_buffers).
+_MMAP_THRESHOLD = 4 * 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+
+
+def _return_big_buffers() -> bool:
+    """Have glibc give buffers of _MMAP_THRESHOLD bytes or more their own mappings; True if it took.
+
+    By default glibc raises that threshold as big blocks are freed (up to 32 MB), after which
+    Pillow's 16 MB pixel blocks come from per-thread arenas, where one worker thread cannot
+    reuse what another freed: ten 64 MP references kept ~3 GB after the edit, and peaks grew
+    with every worker thread that had decoded once. malloc_trim(0) after a batch brought the
+    "after" level down but left each thread arena's top (up to 64 MB) in place and cost up to
+    0.1 s a call under an arena lock; a fixed threshold frees each big buffer as it is
+    released. Process-wide by nature; a no-op (False) without glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt  # glibc only: musl has none
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
+
+
+_return_big_buffers()
 
 
 # --- references ---------------------------------------------------------------------------
@@ -138,54 +273,73 @@ def prepare_reference(data: bytes, *, index: int, max_pixels: int | None, multip
     stored_w, stored_h = img.size
     # The grid plan is symmetric in width and height, so checking it on the stored size also
     # covers the upright one and refuses a hopeless image before its pixels are decoded.
-    _plan_geometry(stored_w, stored_h, max_pixels, multiple, refuse)
-
-    adjustments: list[str] = []
+    _, _, scale = _plan_geometry(stored_w, stored_h, max_pixels, multiple, refuse)
     try:
-        if max_pixels and fmt in ("JPEG", "MPO") and stored_w * stored_h > max_pixels:
+        if scale < 1 and fmt in ("JPEG", "MPO"):
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: never smaller than the target.
-            s = math.sqrt(max_pixels / (stored_w * stored_h))
-            img.draft("RGB", (math.ceil(stored_w * s), math.ceil(stored_h * s)))
-        img.load()
+            img.draft("RGB", (math.ceil(stored_w * scale), math.ceil(stored_h * scale)))
     except Exception as exc:  # Pillow raises many exception types on malformed input
         raise refuse(_decode_problem(fmt, exc)) from exc
+    factor = _reduce_factor(img.width, stored_w, scale)
+    with _DECODE_GATE.admit(_decode_cost(img, factor)):
+        try:
+            img.load()
+        except Exception as exc:
+            raise refuse(_decode_problem(fmt, exc)) from exc
+        source = _Source(fmt, stored_w, stored_h, len(data))
+        return _finish(img, source, factor, max_pixels, multiple, refuse)
 
-    img, orientation = _upright(img)
+
+@dataclass(frozen=True)
+class _Source:
+    format: str
+    width: int  # as stored, before EXIF rotation
+    height: int
+    size: int  # bytes
+
+
+def _finish(
+    img: ImageFile.ImageFile, source: _Source, factor: int, max_pixels: int | None, multiple: int, refuse: _Refuse
+) -> PreparedImage:
+    """Turn a decoded reference upright, into L/RGB/RGBA, onto the grid, into sRGB, and encode it.
+
+    Each step's input is closed as soon as its output exists, so at most one big buffer (the
+    decoded one) lives beside much smaller ones.
+    """
+    adjustments: list[str] = []
+    orientation = _orientation(img)
     if orientation != 1:
         adjustments.append("rotated upright from its EXIF orientation")
-    # The upright size at full resolution (a draft decode may have made img smaller).
-    width, height = (stored_h, stored_w) if orientation in (5, 6, 7, 8) else (stored_w, stored_h)
+    # The upright size at full resolution (a draft decode or a reduce may make img smaller).
+    width, height = (source.height, source.width) if orientation in (5, 6, 7, 8) else (source.width, source.height)
 
     icc = img.info.get("icc_profile")
     source_mode = img.mode
+    current: Image.Image = img
     try:
-        img, used_icc = _normalise_mode(img, icc)
-        img = _drop_unused_alpha(img)  # early, so an opaque image is resized as 3 channels, not 4
+        if factor > 1:
+            current = _release(current, _reduce_in_bands(current, factor, icc))
+        current = _release(current, current.transpose(_TRANSPOSE[orientation]) if orientation != 1 else current)
+        converted, used_icc = _normalise_mode(current, icc)
+        current = _release(current, converted)
+        current = _release(current, _drop_unused_alpha(current))  # early, so an opaque image resizes as 3 channels
         if source_mode not in ("L", "RGB", "RGBA"):
-            note = f"converted from {_mode_name(source_mode)} to {_mode_name(img.mode)}"
+            note = f"converted from {_mode_name(source_mode)} to {_mode_name(current.mode)}"
             adjustments.append(note + (" using its colour profile" if used_icc else ""))
 
         scaled, grid, scale = _plan_geometry(width, height, max_pixels, multiple, refuse)
-        img = _drop_unused_alpha(_resize_and_crop(img, (width, height), grid, scale))  # the crop may cut it all
-        if scale < 1:
-            adjustments.append(
-                f"downscaled from {width}×{height} to {grid[0]}×{grid[1]} "
-                f"(the model reads at most {_megapixels(max_pixels or 0)} MP)"
-            )
-            if grid != scaled:
-                adjustments.append(f"trimmed a few edge pixels (centred) so both sides are multiples of {multiple}")
-        elif grid != (width, height):
-            adjustments.append(
-                f"cropped {width}×{height} to {grid[0]}×{grid[1]} (centred) so both sides are multiples of {multiple}"
-            )
+        current = _release(current, _resize_and_crop(current, (width, height), grid, scale, factor))
+        current = _release(current, _drop_unused_alpha(current))  # the crop may cut it all
+        adjustments.extend(_geometry_notes((width, height), scaled, grid, scale, max_pixels, multiple))
 
-        if icc and not used_icc and img.mode in ("RGB", "RGBA"):
-            img, profile = _to_srgb(img, icc)
+        if icc and not used_icc and current.mode in ("RGB", "RGBA"):
+            converted, profile = _to_srgb(current, icc)
+            current = _release(current, converted)
             if profile:
                 adjustments.append(f"converted colours from its embedded profile ({profile}) to sRGB")
 
-        out_format: Literal["jpeg", "png"] = "png" if img.mode == "RGBA" else "jpeg"
-        encoded = _encode(img, out_format)
+        out_format: Literal["jpeg", "png"] = "png" if current.mode == "RGBA" else "jpeg"
+        encoded = _encode(current, out_format)
     except ReferenceImageError:
         raise
     except Exception as exc:  # conversions of exotic modes and broken profiles fail in assorted ways
@@ -194,14 +348,44 @@ def prepare_reference(data: bytes, *, index: int, max_pixels: int | None, multip
     return PreparedImage(
         data=encoded,
         format=out_format,
-        width=img.width,
-        height=img.height,
-        original_format=fmt,
-        original_width=stored_w,
-        original_height=stored_h,
-        original_bytes=len(data),
+        width=current.width,
+        height=current.height,
+        original_format=source.format,
+        original_width=source.width,
+        original_height=source.height,
+        original_bytes=source.size,
         adjustments=tuple(adjustments),
     )
+
+
+def _geometry_notes(
+    full: tuple[int, int],
+    scaled: tuple[int, int],
+    grid: tuple[int, int],
+    scale: float,
+    max_pixels: int | None,
+    multiple: int,
+) -> list[str]:
+    """What downscaling and cropping did, in words."""
+    width, height = full
+    if scale < 1:
+        notes = [
+            f"downscaled from {width}×{height} to {grid[0]}×{grid[1]} "
+            f"(the model reads at most {_megapixels(max_pixels or 0)} MP)"
+        ]
+        if grid != scaled:
+            notes.append(f"trimmed a few edge pixels (centred) so both sides are multiples of {multiple}")
+        return notes
+    if grid != full:
+        return [f"cropped {width}×{height} to {grid[0]}×{grid[1]} (centred) so both sides are multiples of {multiple}"]
+    return []
+
+
+def _release(old: Image.Image, new: Image.Image) -> Image.Image:
+    """``new``, with ``old``'s pixels freed now rather than whenever the last reference goes."""
+    if new is not old:
+        old.close()
+    return new
 
 
 async def prepare_references(
@@ -330,26 +514,77 @@ def _plan_geometry(
     return scaled, grid, scale
 
 
-def _upright(img: Image.Image) -> tuple[Image.Image, int]:
-    """The image turned as its EXIF orientation says, and the orientation applied (1: none)."""
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation to undo (1: none); an unreadable EXIF block keeps the image as stored."""
     try:
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
-        if orientation not in range(2, 9):
-            return img, 1
-        return ImageOps.exif_transpose(img), orientation
-    except Exception:  # unreadable EXIF: keep the image as stored rather than refuse it
-        return img, 1
+    except Exception:
+        return 1
+    return orientation if orientation in _TRANSPOSE else 1
 
 
-def _normalise_mode(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bool]:
-    """Bring any mode to L, RGB or RGBA; True when an embedded profile did the conversion."""
+def _reduce_factor(decoded_width: int, stored_width: int, scale: float) -> int:
+    """The integer factor to box-reduce a decoded image by before the exact resize (1: none).
+
+    The largest that keeps the image at least the target size, as JPEG's draft decode does: the
+    k×k average is itself an anti-aliasing filter, and LANCZOS then has less than 2× to go. Every
+    copy made after it (mode, rotation, premultiplied alpha, resize) is k² times smaller.
+    """
+    if scale >= 1:
+        return 1
+    return max(1, int(decoded_width / (stored_width * scale)))
+
+
+def _decode_cost(img: Image.Image, factor: int) -> int:
+    """Estimated peak bytes of preparing ``img`` decoded at its current (draft) size.
+
+    The decoded buffer (Pillow keeps most modes at 4 bytes a pixel; WebP's decoder holds its
+    canvas and a raw copy beside the image), plus two copies at the reduced size.
+    """
+    pixels = img.width * img.height
+    depth = 1 if img.mode in ("1", "L", "P") else 2 if img.mode.startswith("I;16") else 4
+    if img.format == "WEBP":
+        depth = 12
+    return pixels * depth + 2 * pixels * 4 // factor**2
+
+
+def _reduce_in_bands(img: Image.Image, factor: int, icc: bytes | None) -> Image.Image:
+    """``img`` reduced ``factor`` times, converted band by band as _normalise_mode would.
+
+    Converting or premultiplying the whole decoded image would copy it (256 MB at 64 MP); a band
+    at a time keeps those copies a few MB. Bands are whole multiples of ``factor`` rows, so the
+    result is exactly that of reducing the whole image.
+    """
+    # Stretching I/F data needs the whole image's range, not a band's (no copy: one band).
+    extrema = img.getextrema() if img.mode in ("I", "F") else None
+    rows = max(factor, _BAND_BYTES // (img.width * 4) // factor * factor)
+    out: Image.Image | None = None
+    for top in range(0, img.height, rows):
+        band = img.crop((0, top, img.width, min(img.height, top + rows)))
+        if not (band.mode == "CMYK" and icc):  # CMYK with a profile is converted once reduced
+            band = _normalise_mode(band, None, extrema)[0]
+        small = band.reduce(factor)  # premultiplied for RGBA, as Image.resize does
+        if out is None:
+            out = Image.new(small.mode, (math.ceil(img.width / factor), math.ceil(img.height / factor)))
+        out.paste(small, (0, top // factor))
+    assert out is not None  # an image has at least one row
+    return out
+
+
+def _normalise_mode(
+    img: Image.Image, icc: bytes | None, extrema: tuple[float, float] | None = None
+) -> tuple[Image.Image, bool]:
+    """Bring any mode to L, RGB or RGBA; True when an embedded profile did the conversion.
+
+    ``extrema``: an I/F image's range when ``img`` is one band of it.
+    """
     mode = img.mode
     if mode.startswith("I;16"):
         return _to_8bit(img.convert("I"), 0, 65535), False
     if mode in ("I", "F"):
         # No bit depth is recorded: assume the smallest usual range that holds the values
         # (0..1 floats, 8 or 16 bits), and stretch anything else to fit.
-        lo, hi = img.getextrema()
+        lo, hi = extrema or img.getextrema()
         ranges = (1, 255, 65535) if mode == "F" else (255, 65535)
         top = next((r for r in ranges if lo >= 0 and hi <= r), None)
         return (_to_8bit(img, 0, top) if top else _to_8bit(img, lo, hi)), False
@@ -384,10 +619,13 @@ def _to_8bit(img: Image.Image, lo: float, hi: float) -> Image.Image:
     return img.point(lambda v: v * gain + offset).convert("L")
 
 
-def _resize_and_crop(img: Image.Image, full: tuple[int, int], grid: tuple[int, int], scale: float) -> Image.Image:
+def _resize_and_crop(
+    img: Image.Image, full: tuple[int, int], grid: tuple[int, int], scale: float, factor: int = 1
+) -> Image.Image:
     """Scale by ``scale`` and centre-crop onto ``grid`` in one resampling pass.
 
-    ``full`` is the upright size at full resolution; ``img`` may be smaller after a draft decode.
+    ``full`` is the upright size at full resolution; ``img`` may be smaller after a draft decode,
+    or ``factor`` times smaller after a reduce.
     """
     width, height = full
     if scale >= 1:
@@ -396,7 +634,8 @@ def _resize_and_crop(img: Image.Image, full: tuple[int, int], grid: tuple[int, i
         left, top = (width - grid[0]) // 2, (height - grid[1]) // 2
         return img.crop((left, top, left + grid[0], top + grid[1]))
     # The region of the full-size picture that lands on the grid, in the decoded image's pixels.
-    fx, fy = img.width / width, img.height / height
+    # A reduce maps k pixels to one exactly (its last column and row may average fewer).
+    fx, fy = (1 / factor, 1 / factor) if factor > 1 else (img.width / width, img.height / height)
     box_w, box_h = grid[0] / scale, grid[1] / scale
     left, top = (width - box_w) / 2, (height - box_h) / 2
     box = (left * fx, top * fy, (left + box_w) * fx, (top + box_h) * fy)
@@ -434,6 +673,11 @@ def _encode(img: Image.Image, out_format: Literal["jpeg", "png"]) -> bytes:
 
 
 def _decode_problem(fmt: str, exc: BaseException) -> str:
+    if isinstance(exc, ValueError) and "MAX_TEXT" in str(exc):  # Pillow's text limits, set to ours
+        return (
+            f"carries text or a colour profile that unpacks to more than {MAX_INFLATED_BYTES // 1_048_576} MB "
+            "(a possible decompression bomb); re-save it without its metadata and upload it again"
+        )
     if isinstance(exc, Image.DecompressionBombError):
         return (
             "declares more pixels than Pillow will decode (a possible decompression bomb); "
@@ -694,8 +938,8 @@ def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
 
 
 def _png_text_key(data: bytes, start: int, end: int) -> str:
-    body = data[start + 8 : end - 4]
-    return body.split(b"\x00", 1)[0].decode("latin-1")
+    stop = data.find(b"\x00", start + 8, end - 4)  # found in place: a text chunk can be megabytes
+    return data[start + 8 : stop if stop >= 0 else end - 4].decode("latin-1")
 
 
 def _png_itxt(keyword: str, text: str) -> bytes:
@@ -728,11 +972,14 @@ def _png_read(data: bytes) -> str | None:
     for ctype, start, end in _png_chunks(data):
         if ctype != b"iTXt" or _png_text_key(data, start, end) != _PNG_KEY_JSON:
             continue
-        body = data[start + 8 : end - 4]
-        rest = body.split(b"\x00", 1)[1]
-        compressed, rest = rest[0], rest[2:]
-        _language, _translated, text = rest.split(b"\x00", 2)
-        return (zlib.decompress(text) if compressed else text).decode("utf-8")
+        # keyword NUL, compression flag and method, language NUL, translated keyword NUL, text;
+        # walked by offset (ValueError when a NUL is missing) so the chunk is never copied.
+        pos = data.index(b"\x00", start + 8, end - 4) + 1
+        compressed = data[pos]
+        pos = data.index(b"\x00", pos + 2, end - 4) + 1
+        pos = data.index(b"\x00", pos, end - 4) + 1
+        text = memoryview(data)[pos : end - 4]
+        return (inflate_capped(text) if compressed else bytes(text)).decode("utf-8")
     return None
 
 

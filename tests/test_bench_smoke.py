@@ -116,3 +116,11 @@ def test_startup_and_memory_quick() -> None:
     _sane_ratio(rows[0])
     assert math.isfinite(rows[1].value) and rows[1].value > -200
     assert rows[2].value == 0
+
+
+def test_big_references_quick() -> None:
+    rows = bench_run.run(["big_references"], quick=True)
+    assert _by_measure(rows, "downscaled to the 4 MP input").met is True
+    assert _by_measure(rows, "memory above idle after").met is True
+    assert _by_measure(rows, "metadata bomb").met is True
+    assert 0 < _by_measure(rows, "peak memory above idle").value < 2000
