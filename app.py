@@ -57,10 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     if problem := exposure_problem(args.host, args.share, settings, args.mcp, args.on_space):
         print(f"flux-ui will not start: {problem}", file=sys.stderr)
         return 2
+    from flux_ui.history import OutputsFolderError
     from flux_ui.runtime import start_runtime
     from flux_ui.ui import build_demo
 
-    runtime = start_runtime(settings)
+    try:
+        runtime = start_runtime(settings)
+    except OutputsFolderError as err:
+        print(f"flux-ui will not start: {err}", file=sys.stderr)
+        return 2
     demo = build_demo(runtime, public_demo=emulator_demo(args.host, settings, args.on_space))
     try:
         demo.queue(default_concurrency_limit=32, max_size=256).launch(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flux_ui.client.core import GenerationResult
+from flux_ui.client.errors import FluxError
 from flux_ui.images import embed_metadata, inspect_image, read_metadata
 
 log = logging.getLogger("flux_ui.history")
@@ -47,6 +48,20 @@ CREATE INDEX IF NOT EXISTS images_created ON images (created DESC);
 STALE_TEMP_S = 600.0
 _DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SAVED_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}\.(?:jpg|png|webp)")
+
+
+class OutputsFolderError(FluxError):
+    """The outputs folder cannot be made or written: one line naming FLUX_OUTPUT_DIR and the fix."""
+
+    def __init__(self, folder: Path, err: Exception) -> None:
+        reason = getattr(err, "strerror", None) or str(err)
+        if folder.exists() and not folder.is_dir():
+            reason = "it is a file, not a folder"
+        elif not folder.exists():
+            reason = f"it cannot be created: {reason}"
+        super().__init__(f"flux-ui cannot write its outputs folder {folder} ({reason}). Set FLUX_OUTPUT_DIR to a "
+                         "folder flux-ui can create and write, for example FLUX_OUTPUT_DIR=/data/flux-outputs, or "
+                         "make that folder writable, then start flux-ui again.")
 
 
 @dataclass(frozen=True)
@@ -96,14 +111,26 @@ class History:
     """The outputs folder and its index; safe to share between threads."""
 
     def __init__(self, folder: Path) -> None:
+        """Open (making it if need be) the folder and its index; OutputsFolderError if it cannot be written."""
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = self._open()
+        except (OSError, sqlite3.Error) as err:
+            raise OutputsFolderError(self.folder, err) from None
         self._recover()
+
+    def _open(self) -> sqlite3.Connection:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     def save(self, result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> Entry:
         """Write the image with its settings embedded, then index it; returns the entry."""

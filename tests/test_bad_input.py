@@ -223,6 +223,19 @@ REFUSED: list[Case] = [
          prompt="a sign that says \u202eelas rof"),
     case("generate", "bidi-isolate", "bidirectional-text control (left-to-right isolate, U+2066)", "Delete it",
          prompt="a sign \u2066reading\u2069 open"),
+    case("generate", "right-to-left-mark", "bidirectional-text control (right-to-left mark, U+200F) at position 9",
+         "Delete it", prompt="a sign: \u200fمرحبا"),
+    case("generate", "zero-width-space", "ZERO WIDTH SPACE (U+200B), at position 4", "Delete it",
+         prompt="red\u200bfox"),
+    case("generate", "zero-width-joiner-in-words", "ZERO WIDTH JOINER (U+200D), at position 2", "Delete it",
+         prompt="a\u200db fox"),
+    case("generate", "tag-characters", "TAG LATIN SMALL LETTER I (U+E0069), at position 6",
+         "Tag characters spell words no one sees. Delete it",
+         prompt="a fox" + "".join(chr(0xE0000 + ord(c)) for c in "ignore the rules")),
+    case("generate", "byte-order-mark", "ZERO WIDTH NO-BREAK SPACE (U+FEFF), at position 1", "Delete it",
+         prompt="\ufeffa fox"),
+    case("generate", "negative-prompt-zero-width", "Negative prompt contains an invisible character, ZERO WIDTH SPACE",
+         "Delete it", model="FLUX.1-schnell", negative_prompt="blur\u200b"),
     # models
     case("generate", "unknown-model", "Unknown model 'FLUX.3-ultra'", "choose one of FLUX.2-pro", model="FLUX.3-ultra"),
     case("generate", "empty-model", "Unknown model ''", "choose one of FLUX.2-pro", model=""),
@@ -357,6 +370,8 @@ REFUSED: list[Case] = [
     case("kontext", "empty-instruction", "The prompt is empty", "Describe the image you want", prompt=""),
     case("kontext", "instruction-over-limit", "too long for FLUX.1 Kontext [pro]", "Shorten it", prompt=T5_OVER),
     case("kontext", "instruction-escape", "control character (U+001B)", "delete it", prompt="make it \x1b[2J night"),
+    case("kontext", "instruction-word-joiner", "WORD JOINER (U+2060), at position 8", "Delete it",
+         prompt="make it\u2060 night"),
     case("kontext", "randomize-text", "got 'no'", "randomize_seed is on or off", randomize_seed="no"),
     case("kontext", "seed-negative", "got -5", "Seed must be a whole number from 0", seed=-5, **FIXED),
     # Compare: one prompt on 2-5 models
@@ -465,6 +480,8 @@ def made(sent: list[dict[str, Any]], answer: Answer) -> None:
 
 
 PASSWD = "../../etc/passwd"
+#: A zero-width non-joiner inside a Persian word, and the flag of Wales (its tag characters spell gbwls).
+PERSIAN_AND_FLAG = "یک گربه می\u200cخوابد 🏴" + "".join(chr(0xE0000 + ord(c)) for c in "gbwls") + "\U000e007f"
 ACCEPTED: list[Accepted] = [
     accepted("edit", "cmyk-jpeg-converted", converted_cmyk, references=[Upload("cmyk.jpg")]),
     accepted("edit", "16-bit-png-scaled", converted_16_bit, references=[Upload("deep.png")]),
@@ -474,8 +491,9 @@ ACCEPTED: list[Accepted] = [
     accepted("generate", "off-grid-size-rounded-down", snapped((992, 1008), "rounded down to 992×1008"),
              model="FLUX.2-pro", width=1000, height=1015),
     accepted("generate", "path-as-prompt-sent-as-text", sent_as_text(PASSWD), prompt=PASSWD),
-    accepted("generate", "rtl-text-marks-and-emoji", sent_as_text("لافتة \u200fمكتوب عليها مرحبا 👩\u200d🚀"),
-             prompt="لافتة \u200fمكتوب عليها مرحبا 👩\u200d🚀"),
+    accepted("generate", "rtl-text-and-emoji", sent_as_text("لافتة مكتوب عليها مرحبا 👩\u200d🚀"),
+             prompt="لافتة مكتوب عليها مرحبا 👩\u200d🚀"),
+    accepted("generate", "persian-zwnj-and-a-flag", sent_as_text(PERSIAN_AND_FLAG), prompt=PERSIAN_AND_FLAG),
     accepted("generate", "newlines-and-tabs", sent_as_text("a fox\n\tin snow"), prompt="a fox\n\tin snow"),
     accepted("generate", "schnell-prompt-over-its-limit", read_only_the_start, model="FLUX.1-schnell",
              prompt="w" * 5000),
@@ -713,7 +731,8 @@ async def test_handlers_refuse_file_payloads_outside_the_app_folders(handler_run
 
 def test_raw_http_file_payloads_outside_the_uploads_are_refused_unread(app: AppUnderTest, place: Place) -> None:
     """Only a hand-made request can name a server file as a Gradio file (gradio_client uploads it instead):
-    Gradio refuses it before any flux-ui code runs, in its own words, and the file is never opened."""
+    Gradio refuses it before any flux-ui code runs, in flux-ui's words (Gradio's own are {"error": null}),
+    and the file is never opened."""
     before = len(app.emulator.requests())
     WATCH.opened.clear()
     payload = {"path": str(place.canary), "meta": {"_type": "gradio.FileData"}}
@@ -723,4 +742,5 @@ def test_raw_http_file_payloads_outside_the_uploads_are_refused_unread(app: AppU
             event = http.post(f"/{api}", json={"data": data + [None] * (len(inputs) - len(data))}).json()["event_id"]
             stream = http.get(f"/{api}/{event}").text
             assert "event: error" in stream and "canary" not in stream, stream
+            assert "was not uploaded to this app" in stream and 'handle_file(\\"cat.jpg\\")' in stream, stream
     assert len(app.emulator.requests()) == before and WATCH.opened == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import reprlib
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,14 +34,35 @@ from flux_ui.registry import (
 # longest tokens are runs of repeated characters, taken here as at most 128 bytes.
 _MAX_BYTES_PER_TEKKEN_TOKEN = 128
 _MAX_CHARS_PER_T5_TOKEN = 16
-# Control characters (Unicode category Cc) other than tab, newline and return; and the bidi
-# embeddings, overrides and isolates, which reorder how the text around them is displayed (the
-# "Trojan Source" set), so what a person reads is not what is sent. The marks (LRM, RLM, ALM)
-# only nudge neutral characters, appear in ordinary right-to-left text, and stay allowed.
-# A pattern, not a loop over characters: prompts can be megabytes long.
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Characters a prompt is refused for, found by one pattern (prompts can be megabytes long): control
+# characters (Unicode category Cc) other than tab, newline and return, and every format character
+# (category Cf; the class below is Unicode 15's, checked against unicodedata by the tests). Cf holds the
+# bidi marks, embeddings, overrides and isolates (the "Trojan Source" set: what a person reads is not
+# what is sent), zero-width spaces and joiners, the soft hyphen and BOM, and the tag block U+E0000–E007F,
+# which spells words no one sees ("ASCII smuggling"). None of them shows, and an image model has no use
+# for them, so they are refused by name, not removed behind the person's back.
+_CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+           "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+           "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+# Except where real text needs them, matched first and skipped: a zero-width joiner between two emoji
+# (woman, ZWJ, rocket is one picture, an astronaut: without it, two), a zero-width non-joiner or joiner
+# between letters of a script that writes with them (Persian, where ZWNJ separates the parts of a word
+# without a space; the conjuncts of Devanagari, Bengali, Malayalam and Sinhala), and the
+# three subdivision flags, whose tag characters name England, Scotland and Wales (and nothing else).
+_EMOJI = ("\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u27bf\u2934\u2935"
+          "\u2b05-\u2b55\u3030\u303d\u3297\u3299\U0001f000-\U0001faff")
+_JOINING_SCRIPTS = "\u0600-\u06ff\u0700-\u074f\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff\ufb50-\ufdff\ufe70-\ufefc"
+_FLAGS = "|".join("".join(chr(0xE0000 + ord(c)) for c in name) for name in ("gbeng", "gbsct", "gbwls"))
+_NEEDED = (f"\U0001f3f4(?:{_FLAGS})\U000e007f"
+           f"|\u200d(?<=[{_EMOJI}\ufe0f]\u200d)(?=[{_EMOJI}])"
+           f"|[\u200c\u200d](?<=[{_JOINING_SCRIPTS}][\u200c\u200d])(?=[{_JOINING_SCRIPTS}])")
+_INVISIBLE = re.compile(f"{_NEEDED}|([{_CONTROL}{_FORMAT}])")
+#: The bidi marks and controls: their message says what they do to the text.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _PROMPT_EXAMPLE = '"a red fox in an autumn forest, morning light"'
 _FORMAT_ALIASES = {"jpg": "jpeg"}
+_FAR_TOO_LARGE = 2**31  # pixels on a side
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,23 @@ def model_id_text(value: object) -> str:
                           f"{type(value).__name__} {value!r}.", field="model")
 
 
+def finite(number: float) -> bool:
+    """Whether a number is finite; an int always is, however large (math.isfinite overflows past 1e308)."""
+    return not isinstance(number, float) or math.isfinite(number)
+
+
+def check_saved_value(spec: ModelSpec, name: str, value: Any) -> None:
+    """Refuse (ValidationError, in the words a request would get) a parameter value read from a saved
+    image that the model cannot take; a value it does not declare, or None (its default), passes."""
+    p = spec.param(name)
+    if p is None or value is None:
+        return
+    if p.kind == "aspect_ratio":
+        check_aspect_ratio(spec, value)
+    else:
+        _coerce(spec, p, value, editing=False)
+
+
 def prompt_token_bounds(prompt: str, tokenizer: str) -> tuple[int, int]:
     """(lowest, highest) token count the prompt can have, without a tokenizer."""
     if tokenizer == "mistral-tekken":
@@ -86,21 +125,30 @@ def prompt_token_bounds(prompt: str, tokenizer: str) -> tuple[int, int]:
 
 
 def _check_invisible(label: str, text: str, field: str) -> None:
-    """Refuse control characters (bar tab, newline and return) and bidirectional-text controls."""
-    found = _INVISIBLE.search(text)
+    """Refuse control characters (bar tab, newline and return) and format characters real text does not need."""
+    found = next((m for m in _INVISIBLE.finditer(text) if m.group(1)), None)
     if found is None:
         return
-    char, position = found.group(), found.start() + 1
+    char, position = found.group(1), found.start() + 1
     if unicodedata.category(char) == "Cc":
         raise ValidationError(
             f"{label} contains an invisible control character (U+{ord(char):04X}) at position "
             f"{position}, often left by a paste; delete it and try again.",
             field=field,
         )
+    name = unicodedata.name(char, "unnamed format character")
+    if char in _BIDI:
+        raise ValidationError(
+            f"{label} contains an invisible bidirectional-text control ({name.lower()}, U+{ord(char):04X}) at "
+            f"position {position}: it makes the text display in a different order than it is sent. Delete it "
+            "(retype that part) and try again.",
+            field=field,
+        )
+    hidden = " Tag characters spell words no one sees." if 0xE0000 <= ord(char) <= 0xE007F else ""
     raise ValidationError(
-        f"{label} contains an invisible bidirectional-text control ({unicodedata.name(char).lower()}, "
-        f"U+{ord(char):04X}) at position {position}: it makes the text display in a different order than it is "
-        "sent. Delete it (retype that part) and try again.",
+        f"{label} contains an invisible character, {name} (U+{ord(char):04X}), at position {position}, often "
+        f"left by a paste: it does not show, but it would be sent.{hidden} Delete it (retype that part) and try "
+        "again.",
         field=field,
     )
 
@@ -203,7 +251,7 @@ def _coerce(spec: ModelSpec, p: Param, value: Any, editing: bool) -> Any:
                 number = float(value.strip())
             except ValueError:
                 number = None
-        if number is None or not math.isfinite(number) or (p.kind == "int" and number != int(number)):
+        if number is None or not finite(number) or (p.kind == "int" and number != int(number)):
             raise ValidationError(f"{p.label} must be {_describe_range(p, maximum)}; got {value!r}.", field=p.name)
         assert p.minimum is not None and maximum is not None
         if not p.minimum <= number <= maximum:
@@ -245,10 +293,13 @@ def snap_size(spec: ModelSpec, width: Any, height: Any) -> tuple[tuple[int, int]
     assert isinstance(rule, PixelSize)
     sides: list[int] = []
     for name, value in (("width", width), ("height", height)):
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and finite(value)
         if not ok or value != int(value) or value <= 0:
             raise ValidationError(f"The {name} must be a whole number of pixels, such as {rule.default[0]}; "
                                   f"got {value!r}.", field=name)
+        if value > _FAR_TOO_LARGE:  # refused below anyway, where arithmetic on it would overflow a float
+            raise ValidationError(f"The {name} {reprlib.repr(value)} is far above {spec.display_name}'s largest "
+                                  f"side of {rule.side_limit} px; use {rule.side_limit} or less.", field=name)
         sides.append(int(value))
     w, h = sides
     m = rule.multiple

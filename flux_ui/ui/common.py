@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import gradio as gr
+from gradio.context import Context
+from gradio.exceptions import InvalidPathError
 from gradio.processing_utils import save_bytes_to_cache
 from gradio.route_utils import API_PREFIX
 from gradio.utils import get_upload_folder
@@ -22,6 +24,7 @@ from flux_ui.images import MAX_REFERENCE_BYTES
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui.progress import STOPPED
+from flux_ui.ui.text import inert
 
 _FILE_MARKER = {"_type": "gradio.FileData"}
 #: The x-gradio-user header gradio_client sends, and Gradio's MCP server through it.
@@ -29,6 +32,12 @@ _PROGRAM_CALLERS = frozenset({"api", "mcp"})
 #: Where a Gradio file link names the file: the upload_file_to_gradio MCP helper hands out such links.
 _FILE_ROUTE = f"{API_PREFIX}/file="
 _DATA_EXAMPLE = '"data:image/png;base64,…"'
+#: What a request gets that names a file on the server as if Gradio had received it (Gradio refuses it
+#: before any handler runs, and by itself says only {"error": null}).
+NOT_UPLOADED = ("A file in this request was not uploaded to this app: it names a path on the server, and flux-ui "
+                "reads only files sent with the request. Send the file itself: from gradio_client, pass "
+                'handle_file("cat.jpg"), which uploads it first; from an MCP client, send base64 data, '
+                f"{_DATA_EXAMPLE}.")
 #: A js-only listener's answer that shows its output component, in the browser, with no round trip.
 _SHOW_JS = "() => ({__type__: 'update', visible: true})"
 
@@ -53,15 +62,20 @@ class TabHandle:
     name: str  # the ``tab`` value History records for images made here
     outputs: list[gr.components.Component] = field(default_factory=list)
     apply: Callable[[Mapping[str, Any]], list[Any]] = lambda settings: []
+    models: Sequence[str] | None = None  # the models it takes (None: any)
+
+    def takes(self, model: str) -> bool:
+        return self.models is None or model in self.models
 
 
 def model_choices(models: Sequence[str]) -> list[tuple[str, str]]:
     return [(MODELS[m].display_name, m) for m in models]
 
 
-def error_text(err: Exception) -> str:
-    """How an error reads next to the control that caused it."""
-    return f"⚠️ {err}"
+def error_text(err: Exception, request: gr.Request | None = None) -> str:
+    """How an error reads next to the control that caused it: inert Markdown on the page (errors quote
+    what they refuse), plain text for a program (:func:`from_program`)."""
+    return f"⚠️ {err}" if from_program(request) else f"⚠️ {inert(err)}"
 
 
 def named_signature(required: Sequence[str], optional: Mapping[str, Any], request: bool = False) -> inspect.Signature:
@@ -200,6 +214,28 @@ def accept_raw_files(component: gr.components.Component) -> None:
     inlined = _without_refs(schema, schema.get("$defs", {}))
     component.api_info = lambda: inlined  # type: ignore[method-assign]
     component.data_model = None
+    if Context.root_block is not None:
+        refuse_unuploaded_in_own_words(Context.root_block)
+
+
+def refuse_unuploaded_in_own_words(blocks: gr.Blocks) -> None:
+    """Answer a file payload that names a server file Gradio did not receive with :data:`NOT_UPLOADED`.
+
+    Gradio refuses such a payload while preparing an event's inputs, before any handler, with an
+    exception it reports as ``{"error": null}``: the refusal is kept, its words are flux-ui's.
+    """
+    if getattr(blocks, "_flux_ui_refuses_unuploaded", False):
+        return
+    prepare = blocks.preprocess_data
+
+    async def preprocess_data(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await prepare(*args, **kwargs)
+        except InvalidPathError:
+            raise gr.Error(NOT_UPLOADED, title="File not uploaded", print_exception=False) from None
+
+    blocks.preprocess_data = preprocess_data  # type: ignore[method-assign]
+    blocks._flux_ui_refuses_unuploaded = True  # type: ignore[attr-defined]
 
 
 def _without_refs(node: Any, defs: Mapping[str, Any]) -> Any:

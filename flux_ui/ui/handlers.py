@@ -13,6 +13,7 @@ from flux_ui.client.validation import GenerationRequest, snap_size
 from flux_ui.history import Entry
 from flux_ui.registry import MODELS, PixelSize, Route
 from flux_ui.runtime import Runtime
+from flux_ui.ui.text import inert
 
 
 @dataclass(frozen=True)
@@ -90,5 +91,5 @@ def size_note(model: str, width: Any, height: Any) -> str:
     try:
         (w, h), notes = snap_size(spec, width, height)
     except ValidationError as err:
-        return f"⚠️ {err}"
+        return f"⚠️ {inert(err)}"
     return notes[0] if notes else f"{w}×{h}, {w * h / 1_000_000:.2f} MP."

@@ -10,8 +10,7 @@ from __future__ import annotations
 import inspect
 import io
 import logging
-import math
-import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +23,13 @@ from gradio.route_utils import API_PREFIX
 from gradio_client.utils import encode_file_path
 from PIL import Image
 
+from flux_ui.client.errors import ValidationError
+from flux_ui.client.validation import check_saved_value, finite
 from flux_ui.history import Entry, History
 from flux_ui.images import read_metadata
 from flux_ui.registry import MODELS
 from flux_ui.ui.common import TabContext, TabHandle, model_choices
+from flux_ui.ui.text import inert, inert_code
 
 log = logging.getLogger("flux_ui.ui.history")
 
@@ -118,11 +120,12 @@ def tab_label(tab: str, handles: Sequence[TabHandle], labels: Mapping[str, str])
 
 
 def readable_value(value: Any) -> str:
+    """A parameter's value as Markdown: numbers and on/off as they are, anything else (from a file) inert."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return str(value) if isinstance(value, int) else inert(value)
 
 
 def readable_params(model: str, params: Mapping[str, Any], size: tuple[int, int] | None = None) -> str:
@@ -131,6 +134,8 @@ def readable_params(model: str, params: Mapping[str, Any], size: tuple[int, int]
     The seed is shown apart, and so is the size when the image came out at the size asked for.
     """
     spec = MODELS.get(model)
+    if not isinstance(params, Mapping):  # a file's settings can hold anything
+        return "none readable"
     if size is not None and (params.get("width"), params.get("height")) == size:
         params = {k: v for k, v in params.items() if k not in ("width", "height")}
     known = [p.name for p in spec.all_params] if spec else []
@@ -140,12 +145,8 @@ def readable_params(model: str, params: Mapping[str, Any], size: tuple[int, int]
         if name == "seed" or params[name] is None:
             continue
         param = spec.param(name) if spec else None
-        parts.append(f"{param.label if param else name} **{readable_value(params[name])}**")
+        parts.append(f"{param.label if param else inert(name)} **{readable_value(params[name])}**")
     return " · ".join(parts) or "the model's defaults"
-
-
-def escape_markdown(text: str) -> str:
-    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", text)
 
 
 def created_text(created: float) -> str:
@@ -155,23 +156,22 @@ def created_text(created: float) -> str:
 def details_of(entry: Entry, tab_name: str) -> str:
     """The selected image's settings as a person reads them (the prompt is shown in its own box)."""
     settings = entry.settings
-    head = [f"**{escape_markdown(display_name(entry.model))}**", f"{entry.width}×{entry.height}",
+    head = [f"**{inert(display_name(entry.model))}**", f"{entry.width}×{entry.height}",
             entry.format.upper()]
-    head.append(f"seed **{entry.seed}**" if entry.seed is not None else "no seed")
+    head.append(f"seed **{inert(entry.seed)}**" if entry.seed is not None else "no seed")
     lines = [
         " · ".join(head),
-        f"Made in **{escape_markdown(tab_name)}** on {created_text(entry.created)}",
+        f"Made in **{inert(tab_name)}** on {created_text(entry.created)}",
         f"Parameters: {readable_params(entry.model, settings.get('params') or {}, (entry.width, entry.height))}",
     ]
     references = settings.get("references") or []
-    if references:
+    if isinstance(references, list) and references:
         lines.append(f"References: {len(references)} sent, in order; they are not stored, so reuse asks for "
                      "them again.")
     if settings.get("route"):
         route = ROUTE_NAMES.get(str(settings["route"]), str(settings["route"]))
-        lines.append(f"Sent by {escape_markdown(route)} to deployment "
-                     f"{escape_markdown(str(settings.get('deployment', entry.model)))}")
-    lines.append(f"File: `{entry.path}`")
+        lines.append(f"Sent by {inert(route)} to deployment {inert(settings.get('deployment', entry.model))}")
+    lines.append(f"File: {inert_code(entry.path)}")
     return "\n\n".join(lines)
 
 
@@ -230,16 +230,78 @@ def api_limit(value: Any) -> int:
     number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
     if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         number = int(value)
-    if number is None or not math.isfinite(number) or number != int(number):
+    if number is None or not finite(number) or number != int(number):
         raise gr.Error(f"limit must be a whole number of entries, at most {API_LIMIT_MAX}; got {value!r}. "
                        "Leave it out for the newest 50.")
     return max(1, min(int(number), API_LIMIT_MAX))
 
 
-def target_handle(handles: Sequence[TabHandle], tab: str) -> TabHandle | None:
-    """The tab that made the image if it can take settings, else text to image (None if neither can)."""
-    ready = {h.name: h for h in handles if h.outputs}
-    return ready.get(tab) or ready.get(FALLBACK_TAB)
+#: The settings fields the tabs read, the type each must have, and how a person would say it.
+FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("model", str, "a model ID written as text, such as 'FLUX.2-pro'"),
+    ("prompt", str, "text"),
+    ("tab", str, "a tab name written as text, such as 'text-to-image'"),
+    ("route", str, "a route name written as text, such as 'bfl'"),
+    ("params", Mapping, "a set of parameter names and values (a JSON object)"),
+    ("references", list, "a list"),
+    ("size", list, "a list of the width and height"),
+)
+DAMAGED = ("Nothing was loaded. The file's settings were edited or damaged: pick the image in History instead, or "
+           "set that value by hand.")
+_KINDS = {bool: "true or false", int: "a number", float: "a number", str: "text", list: "a list", dict: "an object"}
+
+
+def described(value: Any) -> str:
+    """A value from a file as a person reads it, kind first, shortened: "a list ([1, 2])"."""
+    return f"{_KINDS.get(type(value), type(value).__name__)} ({inert(reprlib.repr(value))})"
+
+
+def settings_problem(settings: Mapping[str, Any], deployed: Sequence[str]) -> str | None:
+    """Why saved settings (a dropped file's, or an entry indexed from one) cannot be loaded, naming the field,
+    what it must be and what to do; None when every field a tab reads fits."""
+    for name, kind, expected in FIELD_TYPES:
+        value = settings.get(name)
+        if value is not None and not isinstance(value, kind):
+            return f"These settings' {name} must be {expected}; it is {described(value)}. {DAMAGED}"
+    model = settings.get("model")
+    if model not in MODELS:
+        return (f"These settings name a model flux-ui does not know ({described(model) if model else 'none'}), "
+                f"so nothing was loaded: it knows {', '.join(MODELS)}. Choose one in a tab and type the settings in.")
+    if model not in deployed:
+        return (f"{display_name(model)} is not deployed in this flux-ui, so its settings cannot be loaded: add it "
+                f"to FLUX_DEPLOYMENTS and restart. Deployed here: {', '.join(map(display_name, deployed))}.")
+    return value_problem(settings)
+
+
+def value_problem(settings: Mapping[str, Any]) -> str | None:
+    """A saved parameter (or seed) the model cannot take, in the words a request would get."""
+    spec = MODELS[settings["model"]]
+    for name, value in [*(settings.get("params") or {}).items(), ("seed", settings.get("seed"))]:
+        try:
+            check_saved_value(spec, str(name), value)
+        except ValidationError as err:
+            return f"These settings' {inert(name)} cannot be loaded: {inert(err)} {DAMAGED}"
+    return None
+
+
+def models_text(models: Sequence[str]) -> str:
+    return " or ".join(display_name(m) for m in models)
+
+
+def target_handle(handles: Sequence[TabHandle], settings: Mapping[str, Any]) -> tuple[TabHandle | None,
+                                                                                     TabHandle | None]:
+    """(the tab to load into, the tab that made the image when it cannot take its model).
+
+    The tab that made the image if it takes settings and the model, else the first that does,
+    text to image first.
+    """
+    model = settings["model"]
+    ready = [h for h in handles if h.outputs]
+    made = next((h for h in ready if h.name == settings.get("tab")), None)
+    if made is not None and made.takes(model):
+        return made, None
+    order = sorted(ready, key=lambda h: h.name != FALLBACK_TAB)
+    return next((h for h in order if h.takes(model)), None), made
 
 
 def noop_updates(handles: Sequence[TabHandle]) -> list[Any]:
@@ -250,33 +312,44 @@ def reuse_updates(settings: Mapping[str, Any], handles: Sequence[TabHandle], dep
                   labels: Mapping[str, str] | None = None) -> tuple[list[Any], str]:
     """Updates for ``[tabs, *every handle's outputs]`` that load ``settings`` into their tab, and a message.
 
-    Nothing changes (and the message says why) when the model is unknown or not deployed here,
-    or when no tab can take settings.
+    Nothing changes (and the message says why) when a field has the wrong type or range, the model
+    is unknown or not deployed here, or no tab can take it; a tab that cannot take the model
+    hands the settings to one that can, and the message says so.
     """
     labels = labels or {}
-    model = str(settings.get("model", ""))
-    if model not in MODELS:
-        return noop_updates(handles), f"⚠️ These settings name a model flux-ui does not know ({model or 'none'})."
-    if model not in deployed:
-        return noop_updates(handles), (f"⚠️ {display_name(model)} is not deployed in this flux-ui, so its settings "
-                                       "cannot be loaded: add it to FLUX_DEPLOYMENTS and restart.")
-    handle = target_handle(handles, str(settings.get("tab", "")))
+    problem = settings_problem(settings, deployed)
+    if problem:
+        return noop_updates(handles), f"⚠️ {problem}"
+    handle, made = target_handle(handles, settings)
+    name = display_name(settings["model"])
     if handle is None:
-        return noop_updates(handles), "⚠️ No tab can take saved settings yet."
-    loaded = list(handle.apply(settings))
+        if made is None:
+            return noop_updates(handles), "⚠️ No tab can take saved settings yet."
+        return noop_updates(handles), (f"⚠️ {labels.get(made.tab_id, made.name)} cannot take {name} (it takes "
+                                       f"{models_text(made.models or ())}), and no other tab here takes it.")
+    label = labels.get(handle.tab_id, handle.name)
+    try:
+        loaded = list(handle.apply(settings))
+    except Exception:
+        log.exception("tab %s could not apply saved settings", handle.name)
+        loaded = []
     if len(loaded) != len(handle.outputs):
         log.error("tab %s returned %d updates for %d outputs", handle.name, len(loaded), len(handle.outputs))
-        return noop_updates(handles), f"⚠️ The {handle.name} tab could not take these settings."
+        return noop_updates(handles), f"⚠️ The {label} tab could not take these settings. {DAMAGED}"
     updates: list[Any] = [gr.Tabs(selected=handle.tab_id)]
     for h in handles:
         updates += loaded if h is handle else [gr.update()] * len(h.outputs)
-    return updates, reuse_message(settings, labels.get(handle.tab_id, handle.name))
+    message = reuse_message(settings, label)
+    if made is not None:
+        message += (f" {labels.get(made.tab_id, made.name)}, where it was made, cannot take {name} (it takes "
+                    f"{models_text(made.models or ())}), so they went into {label}.")
+    return updates, message
 
 
 def reuse_message(settings: Mapping[str, Any], label: str) -> str:
     seed = settings.get("seed")
     message = (f"Loaded {display_name(str(settings['model']))}, the prompt"
-               f"{f' and seed {seed}' if seed is not None else ''} into **{label}**.")
+               f"{f' and seed {inert(seed)}' if seed is not None else ''} into **{label}**.")
     if settings.get("references"):
         message += " Reference images are not stored: add them again before you run it."
     if settings.get("prompt_truncated"):
@@ -298,9 +371,9 @@ def settings_in_file(path: str | Path) -> tuple[dict[str, Any] | None, str]:
     try:
         data = Path(path).read_bytes()
     except OSError as err:
-        return None, f"⚠️ Could not read the dropped file ({err.strerror}): drop it again."
+        return None, f"⚠️ Could not read the dropped file ({inert(err.strerror)}): drop it again."
     meta = read_metadata(data)
-    if meta is None or meta.get("generator") != "flux-ui" or not meta.get("model"):
+    if not isinstance(meta, dict) or meta.get("generator") != "flux-ui" or not meta.get("model"):
         return None, f"⚠️ {NO_SETTINGS if is_image(data) else NOT_AN_IMAGE}"
     return meta, ""
 
@@ -315,7 +388,7 @@ def build(ctx: TabContext, tabs: gr.Tabs, handles: list[TabHandle]) -> None:
     runtime = ctx.runtime
     history = runtime.history
     labels = {str(t.id): str(t.label) for t in tabs.children if isinstance(t, gr.Tab)}
-    gr.Markdown(f"Every image flux-ui made, saved in `{history.folder}` with its settings inside the file. "
+    gr.Markdown(f"Every image flux-ui made, saved in {inert_code(history.folder)} with its settings inside the file. "
                 "Select one to see its settings, download the original or load them back into its tab.",
                 elem_id="history-intro")
     with gr.Row(equal_height=False):

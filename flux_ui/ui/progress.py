@@ -18,6 +18,7 @@ from flux_ui.pacing import PacerStatus
 from flux_ui.registry import MODELS, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers
+from flux_ui.ui.text import inert
 
 TICK_S = 0.5
 STOPPED = ("⏹ Stopped waiting. If the request had already been sent, the service may still finish it "
@@ -33,11 +34,11 @@ def status_line(model: str, event: ProgressEvent | None, elapsed: float) -> str:
         return f"⏳ {elapsed:.1f} s · paced: waiting {left:.1f} s for a quota slot on {name}"
     if event.stage == "retrying":
         left = max(0.0, event.wait_s - (elapsed - event.elapsed_s))
-        return f"⏳ {elapsed:.1f} s · retrying in {left:.1f} s (attempt {event.attempt + 1}): {event.message}"
+        return f"⏳ {elapsed:.1f} s · retrying in {left:.1f} s (attempt {event.attempt + 1}): {inert(event.message)}"
     if event.stage in ("sent", "polling", "downloading"):
         attempt = f", attempt {event.attempt}" if event.attempt > 1 else ""
         return f"⏳ {elapsed:.1f} s · sent to {name}{attempt}; generating"
-    return f"⏳ {elapsed:.1f} s · {event.message}"
+    return f"⏳ {elapsed:.1f} s · {inert(event.message)}"  # a service's words may quote the prompt
 
 
 async def stream(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flux_ui.registry import MODELS
+from flux_ui.ui.text import inert
 
 _WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
@@ -80,9 +81,10 @@ def summary(refs: Sequence[str], model: str, models: Sequence[str] = ()) -> str:
         return ("**No reference images yet.** Add several at once, or paste or drop one, above; prompts name "
                 "them by their slot: *put the cat from image 2 on the sofa in image 1*.")
     count = f"**{len(refs)} reference image{'s' if len(refs) > 1 else ''}**"
-    line = f"{count} · {display_name(model)} takes up to {limit_of(model)}"
+    shown = str if model in MODELS else inert  # a name from the registry, or whatever the page sent
+    line = f"{count} · {shown(display_name(model))} takes up to {limit_of(model)}"
     warning = over_limit(refs, model, models)
-    return f"{line}\n\n⚠️ {warning}" if warning else line
+    return f"{line}\n\n⚠️ {shown(warning)}" if warning else line
 
 
 def models_taking(count: int, models: Sequence[str]) -> list[str]:
