@@ -21,14 +21,15 @@ import gradio as gr
 
 from flux_ui.client.core import ProgressEvent
 from flux_ui.client.errors import FluxError, ValidationError
-from flux_ui.client.validation import GenerationRequest
+from flux_ui.client.validation import GenerationRequest, finite
 from flux_ui.history import History
 from flux_ui.registry import MODELS, AspectRatioSize, PixelSize, parse_aspect_ratio
 from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
-from flux_ui.ui import handlers, progress
+from flux_ui.ui import examples, handlers, progress
 from flux_ui.ui.common import TabContext, TabHandle, error_text, flag, model_choices, named_signature
 from flux_ui.ui.controls import SIZE_PRESETS
+from flux_ui.ui.text import inert
 
 TAB = "compare"
 MIN_MODELS, MAX_MODELS = 2, 5
@@ -65,7 +66,7 @@ def pick_seed(randomize: bool, seed: Any, rng: random.Random | None = None) -> i
     if randomize or seed is None or seed == "":
         return (rng or random.SystemRandom()).randint(0, RANDOM_SEED_MAX)
     number = seed if isinstance(seed, int | float) and not isinstance(seed, bool) else None
-    if number is None or not math.isfinite(number) or number != int(number) or not 0 <= number <= SEED_LIMIT:
+    if number is None or not finite(number) or number != int(number) or not 0 <= number <= SEED_LIMIT:
         raise ValueError(f"The seed must be a whole number from 0 to {SEED_LIMIT}; got {seed!r}.")
     return int(number)
 
@@ -284,7 +285,7 @@ def tally_table(tally: Tally) -> str:
         return "_No blind votes yet: turn on **Blind mode**, compare, and pick a favourite._"
     lines = ["| Model | Wins | Shown | Win rate |", "|---|--:|--:|--:|"]
     for s in rows:
-        name = MODELS[s.model].display_name if s.model in MODELS else s.model
+        name = MODELS[s.model].display_name if s.model in MODELS else inert(s.model)  # the tally file's
         lines.append(f"| {name} | {s.wins} | {s.shown} | {s.win_rate:.0%} |")
     return "\n".join(lines)
 
@@ -452,6 +453,7 @@ def build(ctx: TabContext) -> TabHandle:
                 randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="compare-randomize")
                 blind = gr.Checkbox(value=False, label="Blind mode", elem_id="compare-blind",
                                     info="Shuffle and hide the names until you pick a favourite.")
+    examples.compare(available, prompt, picked, shape, MIN_MODELS)
     with gr.Row(equal_height=False, elem_id="compare-results"):
         slots = [_slot_widgets(i) for i in range(MAX_MODELS)]
     with gr.Accordion("A/B slider", open=True, elem_id="compare-ab"):
@@ -562,7 +564,8 @@ def build(ctx: TabContext) -> TabHandle:
                 gr.update(value=not isinstance(seed_value, int)),
                 gr.update(value=seed_value if isinstance(seed_value, int) else None)]
 
-    return TabHandle(tab_id="compare", name=TAB, outputs=[prompt, picked, shape, randomize, seed], apply=apply)
+    return TabHandle(tab_id="compare", name=TAB, outputs=[prompt, picked, shape, randomize, seed], apply=apply,
+                     models=available)
 
 
 def _shape_problem(shape: Any) -> str | None:

@@ -3,11 +3,12 @@ shown, bounded and defaulted for whichever model is selected."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import gradio as gr
+from gradio.events import Dependency
 
 from flux_ui.registry import MODELS, AspectRatioSize, ModelSpec, Param, PixelSize
 
@@ -163,10 +164,13 @@ def wire_seed(seed: gr.components.Component, randomize: gr.Checkbox, reuse: gr.B
 
 
 def wire_model_controls(demo: gr.Blocks, model: gr.Dropdown, presets: gr.Dropdown,
-                        controls: Mapping[str, gr.components.Component]) -> None:
+                        controls: Mapping[str, gr.components.Component]) -> Callable[[Dependency], Dependency]:
     """Show, bound and reset the controls for the chosen model (on load and when a person picks
     one; ``.input``, so History's programmatic reuse keeps the values it loads), and let a size
-    preset fill width and height."""
+    preset fill width and height.
+
+    Returns ``follow(event)``, which chains the same step after an event that sets the model
+    itself (an example), and returns that step."""
     names = list(controls)
     outputs = [model, presets, *controls.values()]
 
@@ -185,3 +189,8 @@ def wire_model_controls(demo: gr.Blocks, model: gr.Dropdown, presets: gr.Dropdow
 
     if "width" in controls:
         presets.change(on_preset, presets, [controls["width"], controls["height"]], api_visibility="private")
+
+    def follow(event: Dependency) -> Dependency:
+        return event.then(on_model, model, outputs, api_visibility="private", show_progress="hidden")
+
+    return follow

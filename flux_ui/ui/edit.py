@@ -24,7 +24,7 @@ from flux_ui.client.errors import FluxError, ReferenceImageError, ValidationErro
 from flux_ui.client.validation import model_id_text
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
-from flux_ui.ui import handlers, progress, references
+from flux_ui.ui import examples, handlers, progress, references
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
@@ -50,6 +50,7 @@ from flux_ui.ui.controls import (
     wire_model_controls,
     wire_seed,
 )
+from flux_ui.ui.text import inert
 
 TAB = "edit"
 #: How an API caller sends references, for messages about ones that are not files.
@@ -195,6 +196,7 @@ def build(ctx: TabContext) -> TabHandle:
         with gr.Row(elem_id="edit-cards"):
             slots = [Slot.build(number) for number in range(1, max(map(references.limit_of, models)) + 1)]
         note = gr.Markdown("", elem_id="edit-refs-status", elem_classes=["flux-status"])
+    shown = examples.edit(models)  # next to the cards it fills
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="edit-prompt",
@@ -235,7 +237,7 @@ def build(ctx: TabContext) -> TabHandle:
         return updates
 
     def emit(paths: list[str], model_id: str, message: str = "") -> list[Any]:
-        return [paths, paths, f"⚠️ {message}" if message else "", *show(paths, model_id)]
+        return [paths, paths, f"⚠️ {inert(message)}" if message else "", *show(paths, model_id)]
 
     # Every change to the list runs one at a time and none is dropped, so quick clicks on ← add up.
     serial = {"api_visibility": "private", "show_progress": "hidden", "trigger_mode": "multiple",
@@ -269,7 +271,8 @@ def build(ctx: TabContext) -> TabHandle:
     paste.change(on_paste, [refs, paste, model], [*ref_outputs, paste], **serial)
     model.change(show, [refs, model], view, **serial)
 
-    wire_model_controls(ctx.demo, model, presets, controls)
+    follow = wire_model_controls(ctx.demo, model, presets, controls)
+    examples.follow_edit(shown, prompt, model, on_add, ref_outputs, follow, **serial)  # the list via on_add
 
     async def generate(model_value: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
                        *rest: Any, request: gr.Request | None = None) -> AsyncIterator[tuple]:
@@ -295,7 +298,7 @@ def build(ctx: TabContext) -> TabHandle:
         except FluxError as err:
             if isinstance(err, ReferenceImageError):  # also shown by the references (the API sees the status)
                 leave(box, problem=error_text(err))
-            yield keep, keep, error_text(err), keep
+            yield keep, keep, error_text(err, request), keep
 
     endpoint_fn = endpoint(generate, "edit", ["model", "prompt", "references"],
                            {"randomize_seed": True, **dict.fromkeys(names), "page": None})  # page: see handoff()
@@ -326,4 +329,4 @@ def build(ctx: TabContext) -> TabHandle:
         message = reuse_message(len(settings.get("references") or []))
         return [*reuse_updates(MODELS[settings["model"]], names, settings), message]
 
-    return TabHandle(tab_id="edit", name=TAB, outputs=outputs_for_reuse, apply=apply)
+    return TabHandle(tab_id="edit", name=TAB, outputs=outputs_for_reuse, apply=apply, models=models)

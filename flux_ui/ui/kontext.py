@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.events import Dependency
 
 from flux_ui.client.errors import FluxError, ValidationError
 from flux_ui.client.validation import model_id_text
 from flux_ui.registry import MODELS, ModelSpec, Param, Route
 from flux_ui.runtime import Runtime
-from flux_ui.ui import handlers, progress
+from flux_ui.ui import examples, handlers, progress
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
@@ -34,6 +35,7 @@ from flux_ui.ui.common import (
     endpoint,
     error_text,
     flag,
+    from_program,
     handoff,
     leave,
     model_choices,
@@ -44,6 +46,7 @@ from flux_ui.ui.common import (
     wire_run,
 )
 from flux_ui.ui.controls import all_param_names
+from flux_ui.ui.text import inert
 
 TAB = "kontext"
 #: The routes that carry an input image, as the route choice names them.
@@ -176,13 +179,14 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def step_label(index: int, step: Step, limit: int | None = None) -> str:
+def step_label(index: int, step: Step, limit: int | None = None, markdown: bool = False) -> str:
+    """"edit 2: add snow" (shortened to ``limit``); with ``markdown``, the instruction made inert."""
     if step.instruction is None:
         return "original"
     text = " ".join(step.instruction.split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
-    return f"edit {index}: {text}"
+    return f"edit {index}: {inert(text) if markdown else text}"
 
 
 def find_step(trail: Sequence[Step], digest: str) -> int | None:
@@ -226,7 +230,7 @@ def trail_text(trail: Sequence[Step], current: int | None) -> str:
     lines = []
     for i, s in enumerate(trail):
         mark = " ◀ **input now**" if i == current else ""
-        lines.append(f"- {step_label(i, s)}{mark}")
+        lines.append(f"- {step_label(i, s, markdown=True)}{mark}")
     if current is None:
         lines.append("- *your own picture* ◀ **input now** (its first edit starts a new trail)")
     return "\n".join(lines)
@@ -234,10 +238,11 @@ def trail_text(trail: Sequence[Step], current: int | None) -> str:
 
 def step_back_text(trail: Sequence[Step], index: int) -> str:
     later = len(trail) - 1 - index
+    label = step_label(index, trail[index], CAPTION_CHARS, markdown=True)
     if later <= 0:
-        return f"{step_label(index, trail[index], CAPTION_CHARS)} is the input now."
+        return f"{label} is the input now."
     steps = "step stays" if later == 1 else f"{later} steps stay"
-    return (f"Stepped back: {step_label(index, trail[index], CAPTION_CHARS)} is the input now. The later "
+    return (f"Stepped back: {label} is the input now. The later "
             f"{steps} in the trail until you make a new edit from here, which starts a branch.")
 
 
@@ -308,11 +313,12 @@ async def handle_kontext(runtime: Runtime, models: Sequence[str], model: Any, pr
         yield step
 
 
-def done_status(done: EditDone, route: Route | None) -> str:
+def done_status(done: EditDone, route: Route | None, markdown: bool = True) -> str:
+    """The status after an edit: Markdown for the page (the note quotes instructions), plain for a program."""
     index = len(done.trail) - 1
     lines = [f"Added edit {index} to the trail. “Use this result as the next input” continues from it."]
     if done.note:
-        lines.append(done.note)
+        lines.append(inert(done.note) if markdown else done.note)
     spec = MODELS[done.generated.result.model]
     if route_note(spec, route):
         lines.append("Sent on the Image API edits route: " + ", ".join(
@@ -375,6 +381,7 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
                                  height=trail_height(1), visible=False, buttons=[], allow_preview=False,
                                  object_fit="contain", elem_id="kontext-trail", interactive=False)
             trail_md = gr.Markdown(EMPTY_TRAIL, elem_id="kontext-trail-list")
+            shown = examples.kontext(models, image, prompt, model)
             trail_state = gr.State([])
             current_state = gr.State(None)
 
@@ -431,9 +438,10 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
                     continue
                 result = step.generated.result
                 leave(box, trail=step.trail, current=step.current)
-                yield step.generated.path, handlers.caption(result), done_status(step, result.route)
+                yield (step.generated.path, handlers.caption(result),
+                       done_status(step, result.route, markdown=not from_program(request)))
         except FluxError as err:
-            yield keep, keep, error_text(err)
+            yield keep, keep, error_text(err, request)
 
     endpoint_fn = endpoint(kontext, "kontext", ["model", "prompt", "image"], {
         "route": None, **dict.fromkeys(size_names), "randomize_seed": True, **dict.fromkeys(other_names),
@@ -466,7 +474,8 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
         if not trail:
             return gr.update(), None, gr.update(), gr.update(), gr.update()
         last = len(trail) - 1
-        text = f"{step_label(last, trail[last], CAPTION_CHARS)} is the input now: write the next instruction."
+        label = step_label(last, trail[last], CAPTION_CHARS, markdown=True)
+        text = f"{label} is the input now: write the next instruction."
         return trail[last].path, last, text, trail_text(trail, last), gr.update(selected_index=last)
 
     use.click(use_result, trail_state, [image, current_state, status, trail_md, gallery], api_visibility="private")
@@ -483,6 +492,15 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
         return None, trail_text(trail, None) if trail else EMPTY_TRAIL
 
     image.upload(own_picture, trail_state, [current_state, trail_md], api_visibility="private")
+
+    def after_example(event: Dependency) -> Dependency:
+        """An example's model and picture, as if the person had picked the one and dropped the other."""
+        private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
+        return event.then(on_model, [model, route], model_outputs, **private).then(
+            own_picture, trail_state, [current_state, trail_md], **private)
+
+    if shown is not None:
+        after_example(shown.load_input_event)
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         """Load a saved edit's model, instruction, route, seed and parameters (not its input image)."""
@@ -512,4 +530,4 @@ def _build(ctx: TabContext, models: list[str]) -> TabHandle:
                 "image in again, then press Generate."]
 
     return TabHandle(tab_id="kontext", name=TAB, outputs=[model, prompt, route, randomize, *ordered, status],
-                     apply=apply)
+                     apply=apply, models=models)

@@ -12,7 +12,7 @@ from flux_ui.client.errors import FluxError
 from flux_ui.client.validation import model_id_text
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
-from flux_ui.ui import handlers, progress
+from flux_ui.ui import examples, handlers, progress
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
@@ -82,10 +82,12 @@ def build(ctx: TabContext) -> TabHandle:
             info = gr.Markdown("Your image appears here, saved to History as it arrives.", elem_id="t2i-info")
             reuse = gr.Button("Reuse this seed", size="sm", visible=False, elem_id="t2i-reuse")
             used_seed = gr.State(None)
+            shown = examples.text_to_image(models, prompt, model)
 
     control_list = list(controls.values())
 
-    wire_model_controls(ctx.demo, model, presets, controls)
+    follow = wire_model_controls(ctx.demo, model, presets, controls)
+    examples.follow_text_to_image(shown, models, follow, presets, controls)
     if "width" in controls:
         for side in (controls["width"], controls["height"]):
             side.change(handlers.size_note, [model, controls["width"], controls["height"]], size_note,
@@ -110,7 +112,7 @@ def build(ctx: TabContext) -> TabHandle:
                 else:
                     yield step.path, handlers.caption(step.result), "", step.result.seed
         except FluxError as err:
-            yield keep, keep, error_text(err), keep
+            yield keep, keep, error_text(err, request), keep
 
     endpoint_fn = endpoint(generate, "generate", ["model", "prompt"],
                            {"randomize_seed": True, **dict.fromkeys(names)})  # None: the model's default
@@ -133,4 +135,4 @@ def build(ctx: TabContext) -> TabHandle:
             return [gr.update()] * len(outputs_for_reuse)
         return reuse_updates(MODELS[settings["model"]], names, settings)
 
-    return TabHandle(tab_id="t2i", name=TAB, outputs=outputs_for_reuse, apply=apply)
+    return TabHandle(tab_id="t2i", name=TAB, outputs=outputs_for_reuse, apply=apply, models=models)
