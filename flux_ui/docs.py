@@ -1,4 +1,4 @@
-"""README tables generated from the registry and the settings, so the docs cannot drift.
+"""README tables generated from the registry, the settings and the modules, so the docs cannot drift.
 
     python -m flux_ui.docs            # print the tables
     python -m flux_ui.docs --write    # refresh them in README.md between their markers
@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -52,7 +53,28 @@ def config_table() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"models": models_table, "config": config_table}
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _purpose(path: Path) -> str:
+    """A module's docstring, first paragraph: each module says once what it holds."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    first = " ".join(doc.split("\n\n", 1)[0].split())
+    if not first:
+        raise ValueError(f"{path} has no docstring: say in one sentence what the module holds")
+    first = re.sub(r":\w+:`", "`", first).replace("``", "`")  # reStructuredText roles read as code
+    return first.replace("|", "\\|")
+
+
+def layout_table() -> str:
+    """Every module of the package, with what it holds."""
+    rows = ["| Module | What it holds |", "|---|---|"]
+    for path in sorted(PACKAGE.rglob("*.py"), key=lambda p: p.relative_to(PACKAGE).parts):
+        rows.append(f"| `{path.relative_to(PACKAGE.parent).as_posix()}` | {_purpose(path)} |")
+    return "\n".join(rows)
+
+
+TABLES = {"models": models_table, "config": config_table, "layout": layout_table}
 
 
 def refresh(text: str) -> str:
@@ -71,7 +93,7 @@ def main(argv: list[str]) -> int:
         readme.write_text(refresh(readme.read_text()))
         print(f"refreshed the tables in {readme}")
     else:
-        print(models_table(), "", config_table(), sep="\n")
+        print(*(render() for render in TABLES.values()), sep="\n\n")
     return 0
 
 

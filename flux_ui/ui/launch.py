@@ -23,7 +23,7 @@ from fastapi import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flux_ui.assets import EXAMPLES, LOGO, SHORTCUTS, STYLE
+from flux_ui.assets import LOGO, SHORTCUTS, STYLE
 from flux_ui.history import DB_NAME
 from flux_ui.settings import Settings
 from flux_ui.ui.guard import Limits, LoginGuard, lock_message
@@ -253,8 +253,7 @@ def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: b
         "server_port": port,
         "share": share,
         "max_file_size": MAX_UPLOAD,
-        # The example photos are public files the examples hand to the page.
-        "allowed_paths": [str(settings.output_dir.resolve()), str(EXAMPLES)],
+        "allowed_paths": [str(settings.output_dir.resolve())],
         "blocked_paths": never_served(settings),
         "footer_links": ["api", "settings"],
         "mcp_server": mcp,
