@@ -7,7 +7,9 @@ an example value, before anything starts.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -205,15 +207,54 @@ def _parse_logins(text: str, problems: list[str]) -> tuple[tuple[str, Secret], .
     return tuple(logins)
 
 
+#: Folders that are the system's own: never the outputs folder (a subfolder such as /tmp/flux-outputs
+#: or /srv/flux is fine). Under the pseudo file systems nothing is. Top-level /lib* folders too.
+SYSTEM_FOLDERS = ("/tmp", "/var/tmp", "/etc", "/var", "/var/lib", "/var/log", "/usr", "/usr/bin", "/usr/sbin",
+                  "/usr/lib", "/usr/local", "/usr/share", "/bin", "/sbin", "/opt", "/boot", "/root", "/srv",
+                  "/home", "/run", "/mnt", "/media", "/snap", "/private", "/private/tmp", "/private/var",
+                  "/private/etc", "/System", "/Library", "/Applications", "/Users", "/Volumes",
+                  "C:/Windows", "C:/Program Files", "C:/Program Files (x86)", "C:/ProgramData", "C:/Users")
+PSEUDO_FOLDERS = ("/proc", "/sys", "/dev")
+#: Where flux-ui itself lives (app.py, .env, .git): never the outputs folder, nor anything above it.
+APP_FOLDER = Path(__file__).resolve().parents[1]
+_OUTPUT_EXAMPLE = "FLUX_OUTPUT_DIR=/data/flux-outputs"
+
+
+def _system_folder(spellings: set[Path]) -> bool:
+    """Whether any spelling (as given, and resolved) of the folder is a system folder."""
+    def key(path: Path | str) -> str:
+        return os.path.normcase(str(path)).replace("\\", "/")
+
+    named = {key(Path(f)) for f in SYSTEM_FOLDERS} | {key(Path(f).resolve()) for f in SYSTEM_FOLDERS}
+    named.add(key(Path(tempfile.gettempdir()).resolve()))
+    pseudo = {key(f) for f in PSEUDO_FOLDERS}
+    for path in spellings:
+        if key(path) in named or any(key(p) in pseudo for p in (path, *path.parents)):
+            return True
+        if path.parent == Path(path.anchor) and path.name.lower().startswith("lib"):
+            return True  # /lib, /lib32, /lib64, /libx32
+    return False
+
+
 def _check_output_dir(output_dir: Path, problems: list[str]) -> None:
-    """The page may fetch any file in the outputs folder, so it must be a folder of its own, never
-    a disk's root, the home folder or a folder above it."""
-    resolved = output_dir.expanduser().resolve()
-    home = Path.home().resolve()
+    """The outputs folder must be a folder of its own: never a disk's root, the home folder or a
+    folder above it, a system folder (/tmp itself, /etc, /var, /usr, ...), or flux-ui's own folder
+    or one above it, where the page could reach the code, .env and .git beside the images."""
+    spelled = Path(os.path.abspath(output_dir.expanduser()))
+    resolved = spelled.resolve()
+    home, app = Path.home().resolve(), APP_FOLDER
     if resolved == Path(resolved.anchor) or resolved == home or resolved in home.parents:
         problems.append(f"FLUX_OUTPUT_DIR={output_dir} would let the page fetch every file under {resolved}, "
                         "because flux-ui serves its outputs folder; point it at a folder of its own, for example "
-                        "FLUX_OUTPUT_DIR=/data/flux-outputs")
+                        f"{_OUTPUT_EXAMPLE}")
+    elif _system_folder({spelled, resolved}):
+        problems.append(f"FLUX_OUTPUT_DIR={output_dir} is a system folder ({resolved}); flux-ui writes its images "
+                        "and history there and serves them, so point it at a folder of its own, for example "
+                        f"{_OUTPUT_EXAMPLE} (a subfolder such as /tmp/flux-outputs works too)")
+    elif resolved == app or resolved in app.parents:
+        problems.append(f"FLUX_OUTPUT_DIR={output_dir} is flux-ui's own folder {app} or one above it, which holds "
+                        "its code, .env and .git; point it at a folder of its own, for example "
+                        f"FLUX_OUTPUT_DIR=outputs (the default, inside the app's folder) or {_OUTPUT_EXAMPLE}")
 
 
 def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:

@@ -81,7 +81,7 @@ VIBE_BODIES = {"vibe-edit": {"prompt": "rewrite the app"}, "undo-vibe-edit": {"h
 class Guarded:
     app: AppUnderTest
     session: httpx.Client  # signed in as alice
-    saved: Path  # an image in the outputs folder, which must be served
+    saved: Path  # an image History saved in the outputs folder, which must be served
     outside: Path  # a file beside the outputs folder, which must not
 
 
@@ -99,18 +99,18 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
     root = tmp_path_factory.mktemp("exposure")
     outputs, outside = root / "outputs", root / "secret.env"
     outside.write_text("AZURE_API_KEY=not-for-strangers\n")
-    saved = outputs / "served.png"
     outputs.mkdir()
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(saved)
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(outputs / "planted.png")  # not flux-ui's: never served
     (outputs / "passwd").symlink_to("/etc/passwd")
     (outputs / "etc").symlink_to("/etc")
     (outputs / "sibling").symlink_to(outside)
     with running_app(outputs, env=USERS) as app, httpx.Client(base_url=app.url, timeout=30) as session:
         signed_in = session.post("/login", data={"username": "alice", "password": PASSWORD})
         assert signed_in.status_code == 200 and session.cookies
-        guarded = Guarded(app, session, saved, outside)
+        guarded = Guarded(app, session, outputs, outside)
         made = call_with_a_session(guarded, "generate", prompt=SAVED_PROMPT, width=256, height=256)
         assert "event: complete" in made and app.emulator.requests()[-1]["prompt"] == SAVED_PROMPT
+        guarded.saved = app.runtime.history.list()[0].path
         yield guarded
 
 
@@ -252,6 +252,7 @@ def test_the_outputs_folder_is_served_to_a_signed_in_person(guarded: Guarded) ->
     "/gradio_api/file={outputs}/sibling",
     "/gradio_api/file={outputs}/history.sqlite3",  # inside, but the index is never served whole
     "/gradio_api/file={outputs}/history.sqlite3-wal",
+    "/gradio_api/file={outputs}/planted.png",  # inside, but not a file flux-ui wrote (tests/test_edge.py has more)
     "/gradio_api/file=http://169.254.169.254/latest/meta-data/",  # Gradio fetching for the caller
     "/gradio_api/file=http://127.0.0.1:1/",
     "/gradio_api/proxy=http://169.254.169.254/latest/meta-data/",

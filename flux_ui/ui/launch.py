@@ -12,7 +12,6 @@ import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,15 @@ from typing import Any
 import gradio as gr
 import gradio.routes
 from fastapi import HTTPException
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flux_ui import tally
 from flux_ui.assets import LOGO, SHORTCUTS, STYLE
 from flux_ui.history import DB_NAME
 from flux_ui.settings import Settings
+from flux_ui.ui.edge import CLIENT, SCOPE_KEY, client_address, edge_app_kwargs
 from flux_ui.ui.guard import Limits, LoginGuard, lock_message
+
+__all__ = ["CLIENT", "SCOPE_KEY", "client_address"]  # the edge's, which the sign-in throttle reads
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 MAX_UPLOAD = "50mb"  # per file; references are downscaled to 4 MP before sending anyway
@@ -38,13 +39,6 @@ THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="slate", neutral_hue=
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 #: The sign-in throttle's limits (tests shrink them).
 LOGIN_LIMITS = Limits()
-#: Who may show the app in a frame: nobody, except the Hub's pages around a Space.
-NO_FRAMING = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"))
-SPACE_FRAMING = ((b"content-security-policy", b"frame-ancestors https://huggingface.co https://*.hf.space"),)
-#: The client address of the request being served, for the login check (Gradio hands it no request).
-CLIENT: ContextVar[str] = ContextVar("flux_ui_client", default="unknown")
-#: Where the middleware leaves (guard, address) in the request scope, for the login page.
-SCOPE_KEY = "flux_ui.login"
 #: An empty API description, for the login page (see hide_api_info_from_strangers).
 NO_API_INFO: dict[str, Any] = {"named_endpoints": {}, "unnamed_endpoints": {}}
 #: Gradio's login form shows "Incorrect credentials" on a 400 and nothing at all on any other
@@ -123,10 +117,11 @@ def exposure_problem(host: str, share: bool, settings: Settings, mcp: bool = Fal
 
 
 def never_served(settings: Settings) -> list[str]:
-    """Files Gradio must not serve even inside an allowed folder: the history index (its images are
-    served one by one) and the .env holding the key, in case the outputs folder is the app's own."""
-    database = settings.output_dir.resolve() / DB_NAME
-    return [str(Path(".env").resolve()), *(f"{database}{suffix}" for suffix in DB_SUFFIXES)]
+    """Files Gradio must not serve even inside an allowed folder: the history index and the tally
+    (flux-ui's edge serves only the images it wrote there anyway) and the .env holding the key."""
+    folder = settings.output_dir.resolve()
+    databases = (folder / DB_NAME, folder / tally.DB_NAME)
+    return [str(Path(".env").resolve()), *(f"{db}{suffix}" for db in databases for suffix in DB_SUFFIXES)]
 
 
 def login_check(settings: Settings) -> Callable[[str, str], bool]:
@@ -141,46 +136,6 @@ def login_check(settings: Settings) -> Callable[[str, str], bool]:
         return matched and known is not None
 
     return check
-
-
-def client_address(scope: Scope, on_space: bool) -> str:
-    """The caller's address. On a Space every request comes through the Hub's proxy, whose own
-    address would put all visitors in one throttle bucket: there the proxy's last
-    ``X-Forwarded-For`` hop names the visitor (earlier hops are the visitor's to invent)."""
-    if on_space:
-        forwarded = [v for k, v in scope.get("headers", []) if k == b"x-forwarded-for"]
-        if forwarded and (last := forwarded[-1].decode("latin-1").split(",")[-1].strip()):
-            return last
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-class PageGuard:
-    """ASGI middleware (given to Gradio's FastAPI app through ``app_kwargs``): anti-framing headers
-    on every response, and the caller's address for the sign-in throttle."""
-
-    def __init__(self, app: ASGIApp, guard: LoginGuard | None, on_space: bool) -> None:
-        self.app, self.guard, self.on_space = app, guard, on_space
-        self.headers = SPACE_FRAMING if on_space else NO_FRAMING
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        address = client_address(scope, self.on_space)
-        scope[SCOPE_KEY] = (self.guard, address)
-
-        async def send_framed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-frame-options"]
-                message["headers"] = [*kept, *self.headers]  # a second CSP header can only restrict more
-            await send(message)
-
-        token = CLIENT.set(address)
-        try:
-            await self.app(scope, receive, send_framed)
-        finally:
-            CLIENT.reset(token)
 
 
 def guarded_login(check: Callable[[str, str], bool], guard: LoginGuard,
@@ -245,7 +200,7 @@ def page_options() -> dict[str, Any]:
 def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: bool,
                    environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch``: where to listen, what Gradio may serve, the login
-    (throttled), the page, and the middleware that keeps it out of other sites' frames."""
+    (throttled), the page, and the web edge (flux_ui/ui/edge.py: framing, files, uploads, streams)."""
     on_space = bool((os.environ if environ is None else environ).get("SPACE_ID"))
     guard = LoginGuard((user for user, _ in settings.logins), LOGIN_LIMITS) if settings.logins else None
     options: dict[str, Any] = {
@@ -257,7 +212,7 @@ def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: b
         "blocked_paths": never_served(settings),
         "footer_links": ["api", "settings"],
         "mcp_server": mcp,
-        "app_kwargs": {"middleware": [Middleware(PageGuard, guard=guard, on_space=on_space)]},
+        "app_kwargs": edge_app_kwargs(settings.output_dir, guard, on_space),
         **page_options(),
     }
     if guard is not None:
