@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from flux_ui.history import OutputsFolderError
     from flux_ui.runtime import start_runtime
-    from flux_ui.ui import build_demo
+    from flux_ui.ui import build_demo, launch_queued
 
     try:
         runtime = start_runtime(settings)
@@ -68,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     demo = build_demo(runtime, public_demo=emulator_demo(args.host, settings, args.on_space))
     try:
-        demo.queue(default_concurrency_limit=32, max_size=256).launch(
-            quiet=True, prevent_thread_lock=True,
-            **launch_options(runtime.settings, args.host, args.port, args.share, args.mcp))
+        launch_queued(demo, quiet=True, prevent_thread_lock=True,
+                      **launch_options(runtime.settings, args.host, args.port, args.share, args.mcp))
         for line in startup_lines(runtime.settings, demo.local_url or "", demo.share_url, args.mcp):
             print(line, flush=True)
         demo.block_thread()

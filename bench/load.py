@@ -40,7 +40,7 @@ def launched_app(outputs: Path, service: EmulatorProcess) -> Iterator[str]:
     from flux_ui.history import History
     from flux_ui.runtime import Runtime
     from flux_ui.settings import load_settings
-    from flux_ui.ui import build_demo
+    from flux_ui.ui import build_demo, launch_queued
     from flux_ui.ui.launch import launch_options
 
     settings = load_settings({"FLUX_OUTPUT_DIR": str(outputs)}, dotenv_path=None).with_emulator(
@@ -49,8 +49,7 @@ def launched_app(outputs: Path, service: EmulatorProcess) -> Iterator[str]:
     demo = build_demo(runtime)
     options = launch_options(runtime.settings, "127.0.0.1", 0, False, False)
     options.pop("server_port")
-    demo.queue(default_concurrency_limit=32, max_size=256).launch(
-        prevent_thread_lock=True, quiet=True, **options)
+    launch_queued(demo, prevent_thread_lock=True, quiet=True, **options)
     try:
         yield demo.local_url.rstrip("/")
     finally:

@@ -9,22 +9,27 @@ a crash left renamed into place but not indexed is indexed from them when the fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flux_ui.client.core import GenerationResult
-from flux_ui.client.errors import FluxError
+from flux_ui.client.errors import FluxError, NoRoomError, NotSavedError
 from flux_ui.images import embed_metadata, inspect_image, read_metadata
+from flux_ui.registry import ModelSpec
 
 log = logging.getLogger("flux_ui.history")
 DB_NAME = "history.sqlite3"
@@ -46,6 +51,14 @@ CREATE INDEX IF NOT EXISTS images_created ON images (created DESC);
 """
 #: A save takes milliseconds: a temporary file this old was left by one that died.
 STALE_TEMP_S = 600.0
+#: Free space the outputs folder must have before a request is sent: this many times the largest
+#: file the model can return (the file, its temporary copy, SQLite's journal, other writers).
+ROOM_FACTOR = 4
+#: The largest file per pixel a model can return: an RGBA PNG of noise barely compresses.
+WORST_BYTES_PER_PIXEL = 4
+#: Images that could not be saved are kept in memory up to this many bytes (oldest dropped first,
+#: with an error in the log). Few ever are: a low disk stops new requests before they are sent.
+UNSAVED_LIMIT_BYTES = 512 * 1_048_576
 _DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SAVED_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}\.(?:jpg|png|webp)")
 
@@ -132,22 +145,51 @@ class History:
             raise
         return db
 
+    def check_room(self, spec: ModelSpec) -> None:
+        """Refuse (NoRoomError, before anything is sent) when the outputs folder has too little free space
+        for the largest image ``spec`` can return: an image that is paid for must have somewhere to go."""
+        need = ROOM_FACTOR * largest_image_bytes(spec)
+        try:
+            free = shutil.disk_usage(self.folder).free
+        except OSError:
+            return  # cannot tell: the save says what went wrong, and the image is kept meanwhile
+        if free < need:
+            raise NoRoomError(
+                f"Not sent: the outputs folder {self.folder} has {_mb(free)} free, and flux-ui wants {_mb(need)} "
+                f"there before sending to {spec.display_name} ({ROOM_FACTOR} × the largest image it can return), "
+                "so that the image you pay for can be saved. Free some space there, or set FLUX_OUTPUT_DIR to a "
+                "folder on a bigger disk and start flux-ui again.", folder=self.folder)
+
     def save(self, result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> Entry:
-        """Write the image with its settings embedded, then index it; returns the entry."""
+        """Write the image with its settings embedded, then index it; returns the entry.
+
+        NotSavedError when the disk refuses (no partial file is left); ``placed`` when the file is whole
+        but the index could not take it (it is listed when the folder next opens, see :meth:`_recover`).
+        """
         created = time.time()
         entry_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + "-" + uuid.uuid4().hex[:8]
         settings = settings_of(result, tab, extra)
         data = _labelled(result.image, settings)
         day = self.folder / time.strftime("%Y-%m-%d", time.localtime(created))
-        day.mkdir(exist_ok=True)
         path = day / f"{entry_id}.{'jpg' if result.format == 'jpeg' else result.format}"
-        _write_whole(path, data)
+        try:
+            day.mkdir(exist_ok=True)
+            _write_whole(path, data)
+        except OSError as err:
+            raise NotSavedError(self._not_saved(err), folder=self.folder) from err
         entry = Entry(entry_id, created, tab, result.model, result.prompt, result.seed, result.info.width,
                       result.info.height, result.format, path, settings)
-        # REPLACE: another flux-ui opening this folder may have indexed the file from its embedded
-        # settings between the rename and here; this row, with the full prompt, wins.
-        self._index(entry, "REPLACE")
+        try:
+            # REPLACE: another flux-ui opening this folder may have indexed the file from its embedded
+            # settings between the rename and here; this row, with the full prompt, wins.
+            self._index(entry, "REPLACE")
+        except sqlite3.Error as err:
+            raise NotSavedError(self._not_saved(err), folder=self.folder, placed=path) from err
         return entry
+
+    def _not_saved(self, err: Exception) -> str:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        return f"The image could not be saved in the outputs folder {self.folder} ({reason}), so it is not in History."
 
     def _index(self, entry: Entry, on_conflict: str) -> None:
         with self._lock:
@@ -158,9 +200,15 @@ class History:
                  json.dumps(entry.settings, ensure_ascii=False)),
             )
 
-    def list(self, model: str | None = None, text: str | None = None, limit: int = 200) -> list[Entry]:
-        """Newest first, optionally only one model's, or those whose prompt contains ``text``."""
-        query = "SELECT * FROM images WHERE 1=1"
+    def list(self, model: str | None = None, text: str | None = None, limit: int = 200,
+             preview: int | None = None) -> list[Entry]:
+        """Newest first, optionally only one model's, or those whose prompt contains ``text``.
+
+        With ``preview``, a longer prompt comes cut to its first ``preview`` characters and "…",
+        in the entry and in its settings (which then say ``prompt_truncated``), cut by SQLite: a
+        listing never carries a whole long prompt into Python, and :meth:`get` still has it.
+        """
+        query = f"SELECT {_columns(preview)} FROM images WHERE 1=1"
         args: list[Any] = []
         if model:
             query += " AND model = ?"
@@ -228,6 +276,37 @@ class History:
                      json.loads(settings))
 
 
+def knows_file(folder: Path, relative: str) -> bool:
+    """Whether the index in ``folder`` lists the file at ``relative`` (as History stores it: the
+    path inside the folder). The web edge asks this before it serves a file from the outputs folder,
+    so that only images flux-ui wrote are served there. Read-only, on a short connection of its own:
+    it needs no History object, sees what another flux-ui on the same folder indexed, and any
+    failure (no index yet, no file descriptor left) answers False, which refuses the file."""
+    database = Path(folder) / DB_NAME
+    try:
+        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+    except (OSError, ValueError, sqlite3.Error):
+        return False
+    try:
+        return db.execute("SELECT 1 FROM images WHERE path = ? LIMIT 1", (relative,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
+def _columns(preview: int | None) -> str:
+    """The images columns, in order, with the prompt and the settings' copy of it cut to ``preview``."""
+    if preview is None:
+        return "*"
+    n = int(preview)
+    long = f"length(prompt) > {n}"
+    cut = f"substr(prompt, 1, {n}) || '…'"
+    return (f"id, created, tab, model, CASE WHEN {long} THEN {cut} ELSE prompt END, seed, width, height, format, "
+            f"path, CASE WHEN {long} THEN json_set(settings, '$.prompt', {cut}, '$.prompt_truncated', json('true')) "
+            "ELSE settings END")
+
+
 #: A JPEG metadata segment holds 64 KB; a FLUX.2 prompt may be longer. The file then
 #: carries the first part of the prompt and the index keeps all of it.
 EMBEDDED_PROMPT_LIMIT = 8_000
@@ -246,14 +325,105 @@ def _labelled(image: bytes, settings: Mapping[str, Any]) -> bytes:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
+    """Temporary name, fsync, rename; a write that fails (a full disk) removes its partial temporary."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def largest_image_bytes(spec: ModelSpec) -> int:
+    """The largest file ``spec`` can return (its megapixels are BFL's, 2²⁰ pixels), metadata included."""
+    return int(spec.max_output_mp * 1_048_576 * WORST_BYTES_PER_PIXEL) + 65_536
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.0f} MB"
+
+
+def spill_folder() -> Path:
+    """Where an image the outputs folder could not take is written to be offered for download: the
+    folder Gradio serves files from (its temp folder, often another disk, or memory on tmpfs)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "flux-ui-unsaved"
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """A billed image the outputs folder could not take, kept in memory; ``path`` is its download copy."""
+
+    id: str
+    result: GenerationResult
+    tab: str
+    reason: str
+    path: Path | None
+
+
+class UnsavedImages:
+    """Billed images not in History, in memory (bounded), until a later save takes them along."""
+
+    def __init__(self, limit_bytes: int = UNSAVED_LIMIT_BYTES) -> None:
+        self.limit_bytes = limit_bytes
+        self._items: deque[Unsaved] = deque()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> list[Unsaved]:
+        with self._lock:
+            return list(self._items)
+
+    def keep(self, result: GenerationResult, tab: str, reason: str) -> Unsaved:
+        """Hold the image and write its download copy (``path`` None when that fails too)."""
+        item_id = uuid.uuid4().hex[:12]
+        path = spill_folder() / f"{item_id}.{'jpg' if result.format == 'jpeg' else result.format}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_whole(path, _labelled(result.image, settings_of(result, tab)))
+        except OSError as err:
+            log.error("could not write a download copy of an unsaved image to %s: %s", path.parent, err)
+            path = None
+        item = Unsaved(item_id, result, tab, reason, path)
+        with self._lock:
+            self._items.append(item)
+            while sum(len(i.result.image) for i in self._items) > self.limit_bytes and len(self._items) > 1:
+                dropped = self._items.popleft()
+                log.error("dropped unsaved image %s (%s) from memory: over %s", dropped.id, dropped.result.prompt[:40],
+                          _mb(self.limit_bytes))
+        return item
+
+    def forget(self, item: Unsaved) -> None:
+        """Stop holding ``item`` (its file is on disk after all); its download copy stays."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._items.remove(item)
+
+    def flush(self, history: History) -> int:
+        """Save what is held into History now that it takes images again; returns how many went in."""
+        saved = 0
+        for item in self.items():
+            try:
+                history.save(item.result, item.tab)
+            except NotSavedError as err:
+                if err.placed is None:
+                    break  # still no room: keep them all, try again after the next save
+            with self._lock, contextlib.suppress(ValueError):
+                self._items.remove(item)
+            if item.path is not None:
+                with contextlib.suppress(OSError):
+                    item.path.unlink(missing_ok=True)
+            saved += 1
+        if saved:
+            log.info("saved %d image(s) to History that could not be saved when they arrived", saved)
+        return saved

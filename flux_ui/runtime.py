@@ -1,18 +1,77 @@
-"""What a running flux-ui holds: settings, the one client, history, and the emulator if used."""
+"""What a running flux-ui holds: settings, the one client, history, the generations it runs, and
+the emulator if used."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from flux_ui.client.core import FoundryClient
+from flux_ui.client.errors import BusyError
 from flux_ui.emulator import Emulator, EmulatorConfig
-from flux_ui.history import History
+from flux_ui.history import History, UnsavedImages
 from flux_ui.pacing import Quota
 from flux_ui.settings import Settings
 
 log = logging.getLogger("flux_ui")
+T = TypeVar("T")
+#: Generations running at once, waited for or not; as many as the app's queue holds (app.py).
+MAX_JOBS = 256
+
+
+class Jobs:
+    """The generations the runtime owns. A request once sent is billed, so its exchange and the save of
+    its image belong here, not to the person's wait: Stop, a closed page or a passed deadline end the
+    wait only. Bounded (a new one is refused, before sending, when full), tracked, cancelled only at
+    shutdown."""
+
+    def __init__(self, limit: int = MAX_JOBS) -> None:
+        self.limit = limit
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` on the running loop as a job; BusyError (nothing sent) when the runtime is full."""
+        with self._lock:
+            if len(self._tasks) >= self.limit:
+                work.close()
+                raise BusyError(f"Not sent: flux-ui is already finishing {self.limit} generations, as many as it "
+                                "holds at once. Try again in a moment. Nothing was sent, so nothing is billed.")
+            task = asyncio.get_running_loop().create_task(work)
+            self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        with self._lock:
+            self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: whoever waited reported it, or the job logged it
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Until every job has ended (or ``timeout``): tests, and a shutdown that lets answers land."""
+        with self._lock:
+            tasks = set(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    def cancel_all(self) -> None:
+        """Shutdown: cancel every job, from any thread (each on its own loop)."""
+        with self._lock:
+            tasks = list(self._tasks)
+        for task in tasks:
+            with contextlib.suppress(RuntimeError):  # its loop is already closed
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        if tasks:
+            log.warning("shutting down with %d generation(s) unfinished; their images are lost", len(tasks))
 
 
 @dataclass
@@ -21,16 +80,24 @@ class Runtime:
     client: FoundryClient
     history: History
     emulator: Emulator | None = None
+    jobs: Jobs = field(default_factory=Jobs)
+    unsaved: UnsavedImages = field(default_factory=UnsavedImages)
 
     @property
     def models(self) -> tuple[str, ...]:
         return self.client.models
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace_s: float = 0.0) -> None:
+        """Let running generations land for up to ``grace_s``, cancel the rest, then close."""
+        if grace_s > 0:
+            await self.jobs.wait(grace_s)
+        self.jobs.cancel_all()
+        await self.jobs.wait(1.0)
         await self.client.aclose()
         self.close_sync()
 
     def close_sync(self) -> None:
+        self.jobs.cancel_all()
         self.history.close()
         if self.emulator is not None:
             self.emulator.stop()

@@ -24,7 +24,7 @@ from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
-from flux_ui.ui import build_demo
+from flux_ui.ui import build_demo, launch_queued
 from flux_ui.ui.launch import launch_options
 
 CHROMIUM = "/usr/bin/chromium"
@@ -58,7 +58,7 @@ def running_app(outputs: Path, env: dict[str, str] | None = None, emulator: Emul
     demo = build_demo(runtime)
     options = launch_options(runtime.settings, "127.0.0.1", 0, False, mcp)
     options.pop("server_port")
-    demo.queue(default_concurrency_limit=32).launch(prevent_thread_lock=True, quiet=True, **options)
+    launch_queued(demo, prevent_thread_lock=True, quiet=True, **options)
     try:
         yield AppUnderTest(demo.local_url.rstrip("/"), runtime, demo, outputs)
     finally:

@@ -211,8 +211,8 @@ REFUSED: list[Case] = [
     case("generate", "prompt-number", "must be text, not int", "send it as a string", prompt=42),
     case("generate", "prompt-over-t5-limit", "too long for FLUX1.1 [pro]: at least 5,001 tokens", "Shorten it",
          model="FLUX-1.1-pro", prompt=T5_OVER),
-    case("generate", "prompt-over-tekken-limit", "too long for FLUX.2 [pro]: at least 32,001 tokens", "Shorten it",
-         model="FLUX.2-pro", prompt=TEKKEN_OVER),
+    case("generate", "prompt-over-tekken-limit", "The prompt is too long: 4,096,128 characters, and flux-ui takes at "
+         "most 128,000 bytes", "Shorten it", model="FLUX.2-pro", prompt=TEKKEN_OVER),
     case("generate", "nul", "invisible control character (U+0000) at position 6", "delete it",
          prompt="a cat\x00 on a mat"),
     case("generate", "escape-sequence", "control character (U+001B) at position 1", "delete it",

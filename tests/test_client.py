@@ -390,18 +390,32 @@ async def test_read_timeout_is_not_retried(fake: FakeService) -> None:
     assert len(fake.requests) == 1
 
 
-async def test_the_deadline_bounds_a_hanging_request() -> None:
+async def test_a_deadline_shorter_than_a_request_needs_sends_nothing() -> None:
+    sent: list[httpx.Request] = []
+    settings = load_settings(foundry_env(), dotenv_path=None)
+    async with FoundryClient(settings, transport=httpx.MockTransport(sent.append), deadline_s=0.3) as client:
+        with pytest.raises(e.ServiceTimeoutError, match=r"not sent.*Nothing was sent, so nothing is billed") as caught:
+            await client.generate(req())
+    assert sent == [] and (caught.value.sent, caught.value.billed) == (False, "no")
+
+
+async def test_a_hanging_request_is_overdue_at_the_deadline_and_awaited_to_the_service_timeout() -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(5)
         return bfl_ok()
 
+    events: list[ProgressEvent] = []
     settings = load_settings(foundry_env(), dotenv_path=None)
-    async with FoundryClient(settings, transport=httpx.MockTransport(slow), deadline_s=0.3) as client:
+    async with FoundryClient(settings, transport=httpx.MockTransport(slow), deadline_s=0.2, send_floor_s=0.1,
+                             service_timeout_s=0.6) as client:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        with pytest.raises(e.ServiceTimeoutError, match="within"):
-            await client.generate(req())
-        assert loop.time() - start < 1.5
+        with pytest.raises(e.ServiceTimeoutError, match=r"within 0\.6 s of sending.*may still finish") as caught:
+            await client.generate(req(), events.append)
+        assert 0.55 < loop.time() - start < 1.5
+    overdue = [ev for ev in events if ev.stage == "overdue"]
+    assert len(overdue) == 1 and 0.15 < overdue[0].elapsed_s < 0.5
+    assert (caught.value.sent, caught.value.billed) == (True, "maybe")
 
 
 async def test_expired_entra_token_gets_one_fresh_try(fake: FakeService) -> None:

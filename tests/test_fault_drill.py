@@ -118,7 +118,8 @@ def status(code: int, count: int | None = 1, **options: Any) -> Fault:
     return Fault("status", status=code, count=count, **options)
 
 
-TIMED_OUT = ("No image from", f"within {SHORT_DEADLINE_S:g} s", "try again later")
+TIMED_OUT = ("No image from", f"within {SHORT_DEADLINE_S:g} s", "may still finish the image and bill it",
+             "saves it to History when it arrives")
 FAULTS = {
     "none": Drill((), "image", 1),
     "latency-past-deadline": Drill((Fault("latency", seconds=SHORT_DEADLINE_S + OVERRUN_S, count=1),), "error", 1,

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from emulator_fixtures import KEY, sample_bytes, solid_png, start_emulator
-from flux_ui.client import FoundryClient, GenerationRequest
+from flux_ui.client import FoundryClient, GenerationRequest, ProgressEvent
 from flux_ui.client import errors as e
 from flux_ui.emulator import Emulator, Fault
 from flux_ui.pacing import Quota
@@ -256,14 +256,18 @@ async def test_trickling_body_still_arrives(emu: Emulator) -> None:
     assert result.attempts == 1 and result.timings.network_s >= 0.35
 
 
-async def test_latency_beyond_the_deadline_ends_in_time() -> None:
-    # Its own emulator: the abandoned request still completes there seconds later.
-    with own_emulator(faults={"FLUX.2-pro": [Fault("latency", seconds=3, count=1)]}) as emu:
+async def test_latency_beyond_the_deadline_is_overdue_and_the_billed_image_still_arrives() -> None:
+    # Its own emulator: the answer comes after the deadline, and is billed: the client says "overdue" on time,
+    # keeps waiting, and hands the image over instead of throwing it away.
+    with own_emulator(faults={"FLUX.2-pro": [Fault("latency", seconds=1.0, count=1)]}) as emu:
+        events: list[ProgressEvent] = []
         start = time.monotonic()
         async with client_for(emu, deadline_s=0.5) as client:
-            with pytest.raises(e.ServiceTimeoutError, match="may"):
-                await client.generate(req("FLUX.2-pro"))
-        assert time.monotonic() - start < 2.0
+            result = await client.generate(req("FLUX.2-pro"), events.append)
+        assert 0.9 < time.monotonic() - start < 2.5
+        assert [r["status"] for r in generation_log(emu)] == [200] and result.image
+    overdue = [ev for ev in events if ev.stage == "overdue"]
+    assert len(overdue) == 1 and 0.45 < overdue[0].elapsed_s < 0.9
 
 
 async def test_429_with_retry_after_is_waited_out(emu: Emulator) -> None:

@@ -116,8 +116,9 @@ async def test_api_entries_are_json_with_files_inside_the_outputs(runtime: Runti
     dumped = json.dumps(records)
     assert str(runtime.history.folder) not in dumped and "/tmp" not in dumped
     first = records[0]
-    assert set(first) == {"id", "created", "tab", "model", "prompt", "seed", "width", "height", "format", "file",
-                          "settings"}
+    assert set(first) == {"id", "created", "tab", "model", "prompt", "prompt_truncated", "seed", "width", "height",
+                          "format", "file", "settings"}
+    assert first["prompt_truncated"] is False and "prompt_truncated" not in first["settings"]
     assert first["created"][4] == "-" and "T" in first["created"]
     assert (runtime.history.folder / first["file"]) == three[2].path
     assert [Path(f.path) for f in files] == [e.path for e in reversed(three)]

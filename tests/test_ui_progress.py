@@ -44,12 +44,16 @@ async def test_stream_reports_while_waiting_then_yields_the_saved_image(tmp_path
     assert panel.count("\n") == len(app.runtime.models) - 1 and "FLUX.2 [flex]" in panel
 
 
-async def test_stopping_the_stream_cancels_the_request(tmp_path: Path) -> None:
-    config = EmulatorConfig(faults={"FLUX.2-pro": [Fault("latency", seconds=3, count=1)]})
-    with running_app(tmp_path, emulator=config) as app:
-        stream = progress.stream(app.runtime, "FLUX.2-pro", "never shown", {})
-        assert isinstance(await anext(stream), str)
+async def test_stopping_the_stream_before_sending_sends_nothing(tmp_path: Path) -> None:
+    with running_app(tmp_path, quotas={"FLUX.2-pro": Quota(1, 60.0)}) as app:
+        first = [s async for s in progress.stream(app.runtime, "FLUX.2-pro", "takes the slot", {})][-1]
+        stream = progress.stream(app.runtime, "FLUX.2-pro", "never sent", {})
+        assert "paced" in await anext(stream)  # waiting a minute for the quota's next slot
         await stream.aclose()  # what Gradio does when Stop cancels the event
         await asyncio.sleep(0.1)
-        assert app.runtime.history.list() == []  # nothing saved, nothing shown
-    assert "may still finish it and bill it" in progress.STOPPED
+        assert len(app.runtime.jobs) == 0  # the job went with the wait: nothing is left to send it
+        assert [e.prompt for e in app.runtime.history.list()] == ["takes the slot"]
+        assert [r["prompt"] for r in app.emulator.requests()] == ["takes the slot"]
+    assert isinstance(first, Generated)
+    assert "not sent and is not billed" in progress.STOPPED and "may still finish it and bill it" in progress.STOPPED
+    assert "saves it to History" in progress.STOPPED

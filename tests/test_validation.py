@@ -193,9 +193,12 @@ def test_long_prompts_warn_and_are_refused_only_when_certainly_too_long() -> Non
     assert check("FLUX.2-pro", prompt="short").warnings == ()
 
 
-def test_schnell_truncates_so_it_never_refuses_a_long_prompt() -> None:
-    v = check("FLUX.1-schnell", prompt="word " * 100_000)
+def test_schnell_truncates_so_it_refuses_a_long_prompt_only_past_the_text_bound() -> None:
+    v = check("FLUX.1-schnell", prompt="word " * 25_600)  # 128,000 bytes: the most any field takes
     assert "first 256 tokens" in v.warnings[0]
+    over = "word " * 25_599 + "é" * 3  # 127,998 characters, 128,001 bytes of UTF-8
+    assert "too long: 128,001 bytes, and flux-ui takes at most 128,000" in refused("prompt", model="FLUX.1-schnell",
+                                                                                  prompt=over)
 
 
 def test_kontext_limit_uses_t5_bounds() -> None:

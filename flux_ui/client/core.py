@@ -3,6 +3,12 @@
 Every tab goes through :meth:`FoundryClient.generate`: validate against the registry,
 prepare references, wait for the deployment's pacing slot, send, retry what is worth
 retrying, follow polling and result URLs, and check the image that came back.
+
+The deadline is the person's patience and decides only what is *sent*: a request is sent
+only while enough of it is left for an answer to come back (:data:`SEND_FLOOR_S`). Once
+sent, a request is billed whether or not anyone still waits, so its answer is awaited up to
+the service's own timeout; when the deadline passes first, an ``overdue`` event says so,
+and the caller decides whether to keep waiting (the tabs let it finish in the background).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -21,6 +28,7 @@ import httpx
 
 from flux_ui.client.auth import Auth, EntraAuth, KeyAuth, TokenCredential
 from flux_ui.client.errors import (
+    Billed,
     ContentRefusedError,
     FluxError,
     GenerationFailedError,
@@ -30,6 +38,8 @@ from flux_ui.client.errors import (
     ServiceError,
     ServiceTimeoutError,
     ValidationError,
+    more_billed,
+    with_billing,
 )
 from flux_ui.client.retry import MAX_RETRIES, RETRY_AFTER_CAP_S, Failure, decide_retry, parse_retry_after
 from flux_ui.client.validation import GenerationRequest, ValidatedRequest, model_id_text, validate
@@ -41,17 +51,35 @@ from flux_ui.settings import Deployment, Settings
 
 log = logging.getLogger("flux_ui.client")
 
-DEFAULT_DEADLINE_S = 300.0  # a whole request, retries and pacing included
+DEFAULT_DEADLINE_S = 300.0  # how long a person waits: pacing, retries and answers included
 CONNECT_TIMEOUT_S = 10.0
-#: Generation takes seconds to minutes at 4 MP; the deadline bounds it, not this.
+#: Generation takes seconds to minutes at 4 MP; SERVICE_TIMEOUT_S bounds a whole answer, not this.
 READ_TIMEOUT_S = 240.0
+#: How long an answer is awaited once its request is sent, whoever still waits: past it nothing
+#: the service sends is usable (BFL's result links lapse about ten minutes after the image is made,
+#: contract §2) and a synchronous answer has long been cut by READ_TIMEOUT_S.
+SERVICE_TIMEOUT_S = 600.0
+#: The least time a request takes on each route of the real service, from sending to the answer.
+#: With less left of the deadline it is not sent: its answer could not arrive in time, and it would
+#: be billed all the same. Floors, not typical times, and assumptions (nothing here was measured
+#: against Azure): every hosted FLUX model makes its image on a GPU behind Foundry's gateway, which
+#: takes seconds even for FLUX1.1 [pro] at its smallest sizes; schnell runs 1 to 4 steps on the
+#: person's own Azure ML endpoint. Too low a floor only lets through a request that then ends
+#: "sent, not answered in time" (and is still saved when it arrives), never a lost image.
+SEND_FLOOR_S: Mapping[Route, float] = MappingProxyType(
+    {Route.BFL: 2.0, Route.IMAGES_GENERATIONS: 2.0, Route.IMAGES_EDITS: 2.0, Route.AML: 1.0})
+#: The emulator renders a synthetic image in milliseconds (plus any latency a test plays).
+EMULATOR_SEND_FLOOR_S = 0.05
 POLL_INTERVAL_S = 0.5
 MAX_POLL_INTERVAL_S = 2.0
 #: Hosts a result URL may point at, besides the configured endpoint's own host: Azure's
 #: and BFL's delivery hosts. Anything else (private addresses above all) is not fetched.
 RESULT_HOST_SUFFIXES = (".azure.com", ".windows.net", ".microsoft.com", ".azureedge.net", ".bfl.ai", ".bfl.ml")
 
-Stage = Literal["preparing", "paced", "sent", "retrying", "polling", "downloading", "done"]
+Stage = Literal["preparing", "paced", "sent", "retrying", "polling", "downloading", "overdue", "done"]
+#: Stages at which a request has been handed to the service (or its image is here): stopping the
+#: wait then must not cancel the exchange, which is billed either way.
+COMMITTED_STAGES: frozenset[Stage] = frozenset({"sent", "polling", "downloading", "overdue", "done"})
 
 
 @dataclass(frozen=True)
@@ -108,15 +136,33 @@ class GenerationResult:
 
 
 class _AttemptFailed(Exception):
-    """One attempt's failure with what the retry decision needs."""
+    """One attempt's failure with what the retry decision needs; ``billed`` when the raiser knows
+    better than the failure's kind (a task the service itself reports as failed)."""
 
     def __init__(self, error: FluxError, *, status: int | None = None, failure: Failure | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, billed: Billed | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.status = status
         self.failure = failure
         self.headers = headers or {}
+        self.billed = billed
+
+
+@dataclass
+class _Click:
+    """One generate call: its deadline, the time a request needs, and what its attempts cost so far."""
+
+    deadline: float
+    need: float
+    sent: bool = False
+    billed: Billed = "no"
+    accepted: bool = False  # the current attempt's task was accepted (a polling id or a result link)
+
+    def spent(self, billed: Billed) -> None:
+        """An attempt reached the service; a click is billed if any of its attempts was."""
+        self.sent = True
+        self.billed = more_billed(self.billed, billed)
 
 
 class FoundryClient:
@@ -135,10 +181,16 @@ class FoundryClient:
         poll_interval_s: float = POLL_INTERVAL_S,
         sleep: Callable[[float], Any] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        send_floor_s: float | Mapping[Route, float] | None = None,
+        service_timeout_s: float = SERVICE_TIMEOUT_S,
     ) -> None:
         self.settings = settings
         self._rng = rng or random.Random()
         self._deadline_s = deadline_s
+        self._service_timeout = service_timeout_s
+        if send_floor_s is None:
+            send_floor_s = EMULATOR_SEND_FLOOR_S if settings.uses_emulator else SEND_FLOOR_S
+        self._send_floor = send_floor_s
         self._max_retries = max_retries
         self._cap = retry_after_cap_s
         self._poll_interval = poll_interval_s
@@ -179,9 +231,30 @@ class FoundryClient:
         pacer = self._pacers.get(model_id)
         return pacer.status() if pacer else None
 
+    @property
+    def deadline_s(self) -> float:
+        """How long one generate call waits before it says ``overdue`` (and sends nothing more)."""
+        return self._deadline_s
+
+    @property
+    def service_timeout_s(self) -> float:
+        """How long an answer is awaited once its request is sent."""
+        return self._service_timeout
+
+    def send_floor(self, route: Route) -> float:
+        """The least time a request on ``route`` needs; with less left of the deadline it is not sent."""
+        floor = self._send_floor
+        return float(floor) if isinstance(floor, int | float) else floor.get(route, max(floor.values()))
+
     async def generate(
-        self, request: GenerationRequest, on_event: Callable[[ProgressEvent], None] | None = None
+        self, request: GenerationRequest, on_event: Callable[[ProgressEvent], None] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> GenerationResult:
+        """One image, or a FluxError whose ``sent``/``billed`` say what the click cost.
+
+        ``before_send`` runs right before each attempt is sent (after pacing); a FluxError it
+        raises stops the click with nothing more sent (the tabs check the outputs folder's space).
+        """
         start = self._clock()
         deployment = self._deployment(request.model)
         checked = validate(request, rng=self._rng)
@@ -200,9 +273,13 @@ class FoundryClient:
             build_request, deployment, checked.route, checked.prompt, checked.params, prepared,
             api_version=self.settings.api_version, image_api_path=self.settings.image_api_path, size=checked.size,
         )
-        image, info, answer_meta, attempts, stats = await self._send_with_retries(
-            deployment, checked, wire, progress, start
-        )
+        click = _Click(deadline=start + self._deadline_s, need=self.send_floor(checked.route))
+        try:
+            image, info, answer_meta, attempts, stats = await self._send_with_retries(
+                deployment, checked, wire, progress, click, before_send
+            )
+        except FluxError as error:
+            raise _told(error, click) from None
 
         adjustments = list(checked.adjustments)
         for i, ref in enumerate(prepared, start=1):
@@ -261,10 +338,9 @@ class FoundryClient:
 
     async def _send_with_retries(
         self, deployment: Deployment, checked: ValidatedRequest, wire: WireRequest, progress: _Progress,
-        start: float,
+        click: _Click, before_send: Callable[[], None] | None,
     ) -> tuple[bytes, ImageInfo, dict[str, Any], int, dict[str, float]]:
         stats = {"paced_s": 0.0, "network_s": 0.0, "retry_wait_s": 0.0, "decode_s": 0.0}
-        deadline = start + self._deadline_s
         auth = self._auth[checked.model.id]
         pacer = self._pacers.get(checked.model.id)
         retries = 0
@@ -273,30 +349,15 @@ class FoundryClient:
         while True:
             attempt += 1
             try:
-                if pacer is not None:
-                    status = pacer.status()
-                    if status.next_slot_in > 0:
-                        progress.emit("paced", f"Waiting {status.next_slot_in:.1f} s for a quota slot "
-                                      f"({pacer.quota.describe()})", attempt, status.next_slot_in)
-                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                        stats["paced_s"] += await pacer.acquire()
+                await self._wait_for_slot(pacer, checked, progress, attempt, stats, click)
+                if before_send is not None:
+                    before_send()
                 progress.emit("sent", f"Sent to {checked.model.display_name}", attempt)
-                net_start = self._clock()
-                try:
-                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                        image, meta = await self._attempt(deployment, checked, wire, auth, progress, attempt,
-                                                          stats)
-                finally:
-                    stats["network_s"] += self._clock() - net_start
+                image, meta = await self._exchange(deployment, checked, wire, auth, progress, attempt, stats, click)
                 decode_start = self._clock()
-                info = _inspect(image)
+                info = _inspect(image, click)
                 stats["decode_s"] += self._clock() - decode_start
                 return image, info, meta, attempt, stats
-            except TimeoutError:
-                raise ServiceTimeoutError(
-                    f"No image from {checked.model.display_name} within {self._deadline_s:g} s. The service may "
-                    "still finish the request (and bill it); try again later or with a smaller size."
-                ) from None
             except _AttemptFailed as failed:
                 if failed.status is None and failed.failure is None:
                     raise failed.error from None  # final by nature (an expired link, a lost task)
@@ -306,8 +367,8 @@ class FoundryClient:
                 decision = decide_retry(
                     retries_done=retries, status=failed.status, failure=failed.failure, headers=failed.headers,
                     message=failed.error.message if isinstance(failed.error, ServiceError) else None,
-                    rand=self._rng.random(), time_left=deadline - self._clock(), max_retries=self._max_retries,
-                    cap=self._cap,
+                    rand=self._rng.random(), time_left=click.deadline - click.need - self._clock(),
+                    max_retries=self._max_retries, cap=self._cap,
                 )
                 if decision.quota_wall:
                     raise QuotaExhaustedError(
@@ -332,9 +393,73 @@ class FoundryClient:
                     await self._sleep(decision.wait)
                     stats["retry_wait_s"] += decision.wait
 
+    async def _wait_for_slot(self, pacer: Pacer | None, checked: ValidatedRequest, progress: _Progress,
+                             attempt: int, stats: dict[str, float], click: _Click) -> None:
+        """Wait for the deployment's quota, but never so long that too little time is left for an answer:
+        a request sent then is billed and its image arrives after the person stopped waiting."""
+        if pacer is not None:
+            status = pacer.status()
+            self._check_time(checked, click, status.next_slot_in, pacer)
+            if status.next_slot_in > 0:
+                progress.emit("paced", f"Waiting {status.next_slot_in:.1f} s for a quota slot "
+                              f"({pacer.quota.describe()})", attempt, status.next_slot_in)
+            try:
+                async with asyncio.timeout(max(0.0, click.deadline - click.need - self._clock())):
+                    stats["paced_s"] += await pacer.acquire()
+            except TimeoutError:
+                self._check_time(checked, click, float("inf"), pacer)  # raises: the queue was longer
+        self._check_time(checked, click, 0.0, pacer)
+
+    def _check_time(self, checked: ValidatedRequest, click: _Click, wait: float, pacer: Pacer | None) -> None:
+        """Raise "not sent" when, after ``wait`` more seconds, less than a request needs would be left."""
+        left = click.deadline - self._clock()
+        if left - wait >= click.need:
+            return
+        name = checked.model.display_name
+        why = (f"its quota ({pacer.quota.describe()}) had no free slot in time"
+               if pacer is not None and wait > 0 else f"only {max(0.0, left):.1f} s of it was left")
+        retry = "The retry was" if click.sent else "The request was"
+        raise ServiceTimeoutError(
+            f"{retry} not sent to {name}: flux-ui waits {self._deadline_s:g} s for an image and {why}, while a "
+            f"request there takes at least {click.need:g} s, so its answer could not have arrived in time. "
+            "Try again in a moment.", sent=False, billed="no")
+
+    async def _exchange(
+        self, deployment: Deployment, checked: ValidatedRequest, wire: WireRequest, auth: Auth,
+        progress: _Progress, attempt: int, stats: dict[str, float], click: _Click,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """One sent attempt, awaited up to the service's timeout whatever is left of the deadline
+        (it is billed either way); when the deadline passes first, an ``overdue`` event says so."""
+        click.accepted = False
+        loop = asyncio.get_running_loop()
+        overdue = loop.call_later(
+            max(0.0, click.deadline - self._clock()), progress.emit, "overdue",
+            f"No answer within {self._deadline_s:g} s; the request was sent, so its answer is still awaited",
+            attempt)
+        net_start = self._clock()
+        try:
+            async with asyncio.timeout(self._service_timeout):
+                return await self._attempt(deployment, checked, wire, auth, progress, attempt, stats, click)
+        except TimeoutError:
+            click.spent("yes" if click.accepted else "maybe")
+            raise _AttemptFailed(ServiceTimeoutError(
+                f"No image from {checked.model.display_name} within {self._service_timeout:g} s of sending it, "
+                "the longest flux-ui waits for an answer. Try again later."), failure="timeout") from None
+        except _AttemptFailed as failed:
+            if failed.failure != "connect":  # a refused connection never reached the service
+                click.spent(failed.billed or _billed_by(failed, click.accepted))
+            raise
+        except FluxError as error:  # a refusal, or a result the service made but flux-ui could not fetch
+            refused = isinstance(error, ContentRefusedError) or not click.accepted
+            click.spent("no" if refused else "yes")
+            raise
+        finally:
+            overdue.cancel()
+            stats["network_s"] += self._clock() - net_start
+
     async def _attempt(
         self, deployment: Deployment, checked: ValidatedRequest, wire: WireRequest, auth: Auth,
-        progress: _Progress, attempt: int, stats: dict[str, float],
+        progress: _Progress, attempt: int, stats: dict[str, float], click: _Click,
     ) -> tuple[bytes, dict[str, Any]]:
         headers = {**wire.headers, **await auth.headers()}
         response = await self._request(
@@ -350,6 +475,7 @@ class FoundryClient:
         answer = self._parse(checked.route, response)
         stats["decode_s"] += self._clock() - decode_start
         meta = dict(answer.meta)
+        click.accepted = bool(answer.polling_url or (answer.image is None and answer.url))
         if answer.polling_url:
             answer, seed = await self._poll(deployment, answer, auth, progress, attempt)
             if seed is not None:
@@ -370,14 +496,13 @@ class FoundryClient:
                 "and this machine's network."), failure="connect") from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise _AttemptFailed(ServiceConnectionError(
-                f"The connection dropped before the answer arrived ({type(exc).__name__}). The service may have "
-                "made, and billed, the image. Try again in a moment; if it keeps happening, check this machine's "
-                "network or proxy."),
+                f"The connection dropped before the answer arrived ({type(exc).__name__}). Try again in a moment; "
+                "if it keeps happening, check this machine's network or proxy.", sent=True, billed="maybe"),
                 failure="dropped") from None
         except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
             raise _AttemptFailed(ServiceTimeoutError(
-                f"The service did not answer in time ({type(exc).__name__}). It may still finish the request, and "
-                "bill it; try again later."), failure="timeout") from None
+                f"The service did not answer in time ({type(exc).__name__}). Try again later."),
+                failure="timeout") from None
 
     def _parse(self, route: Route, response: httpx.Response) -> Answer:
         try:
@@ -420,7 +545,8 @@ class FoundryClient:
                     "the prompt or change the reference images and try again.", status=200, code=status)
             if status in ("Error", "Failed"):
                 raise _AttemptFailed(GenerationFailedError(
-                    f"The service could not generate the image (task status {status})."), failure="empty")
+                    f"The service could not generate the image (task status {status})."), failure="empty",
+                    billed="no")  # the service's own verdict: it made no image
             if status == "Task not found":
                 raise _AttemptFailed(GenerationFailedError(
                     "The service lost track of the task (Task not found). Try again."))
@@ -477,7 +603,7 @@ class FoundryClient:
         if response.status_code in (401, 403, 404, 410):
             raise _AttemptFailed(GenerationFailedError(
                 f"The result link no longer works (HTTP {response.status_code}); it may have expired before "
-                "flux-ui could fetch it. Generate again."))
+                "flux-ui could fetch it."))
         if response.status_code >= 400:
             error = error_from_response(deployment, Route.BFL, response.status_code, response.content)
             raise _AttemptFailed(error, status=response.status_code, headers=dict(response.headers))
@@ -536,10 +662,26 @@ def _gave_up(failed: _AttemptFailed, attempts: int, asked_wait: float | None = N
     return error
 
 
-def _inspect(image: bytes) -> ImageInfo:
+def _billed_by(failed: _AttemptFailed, accepted: bool) -> Billed:
+    """What a failed attempt that reached the service costs: an error answer nothing, an accepted task
+    its image, an answer that never arrived whole (or was unreadable) perhaps."""
+    if accepted:
+        return "yes"
+    if failed.status is not None:
+        return "no"
+    return "maybe"
+
+
+def _told(error: FluxError, click: _Click) -> FluxError:
+    """The click's error with what all its attempts cost, said in its message."""
+    return with_billing(error, click.sent, click.billed)
+
+
+def _inspect(image: bytes, click: _Click) -> ImageInfo:
     try:
         return inspect_image(image)
     except ValueError as exc:
+        click.spent("yes")  # an answer with an image in it, billed, but not one flux-ui can use
         error = MalformedResponseError(f"The service returned something that is not a usable image: {exc}")
         raise _AttemptFailed(error, failure="malformed") from None
 

@@ -17,9 +17,18 @@
     │   ├── EmptyResultError        200 without an image, again and again
     │   ├── MalformedResponseError  an answer flux-ui cannot read
     │   └── GenerationFailedError   the polling flow ended in Error/Failed/Task not found
-    └── TransportError              no answer at all
-        ├── ServiceConnectionError  could not connect, or the connection dropped
-        └── ServiceTimeoutError     no answer within the deadline
+    ├── TransportError              no answer at all
+    │   ├── ServiceConnectionError  could not connect, or the connection dropped
+    │   └── ServiceTimeoutError     not sent for lack of time, or no answer in time
+    ├── StorageError                the outputs folder cannot take an image
+    │   ├── NoRoomError             too little free space: refused before sending
+    │   └── NotSavedError           an image arrived but could not be written
+    └── BusyError                   flux-ui holds as many generations as it may: refused before sending
+
+Every error says what happened to the money as fields, not only in words: ``sent`` (the
+request reached the service) and ``billed`` ("no", "maybe", "yes"). The client sets them
+for the whole click (an earlier attempt may have been billed) and ends the message with
+:func:`billing_sentence`, so a person always reads whether anything was sent or billed.
 
 Messages pass through :func:`flux_ui.secrets.redact`, so a key echoed by the service or
 a proxy never reaches a person or a log.
@@ -27,18 +36,68 @@ a proxy never reaches a person or a log.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from flux_ui.secrets import redact
 
+#: Whether the service bills for what happened: "no" (nothing sent, or an error answer),
+#: "maybe" (sent, and the answer never arrived), "yes" (accepted: an image was, or is being, made).
+Billed = Literal["no", "maybe", "yes"]
+_BILLED_ORDER = {"no": 0, "maybe": 1, "yes": 2}
+
+
+def more_billed(a: Billed, b: Billed) -> Billed:
+    """The worse of two billing states: a click is billed if any of its attempts was."""
+    return a if _BILLED_ORDER[a] >= _BILLED_ORDER[b] else b
+
+
+def billing_sentence(sent: bool, billed: Billed) -> str:
+    """The sentence every error from a generation ends with: was anything sent, is anything billed."""
+    if not sent:
+        return "Nothing was sent, so nothing is billed."
+    if billed == "no":
+        return "The service answered with an error and made no image, so nothing is billed."
+    if billed == "maybe":
+        return ("The request was sent: the service may have made the image, or may still finish it, and bill "
+                "it, but flux-ui did not receive it.")
+    return ("The service accepted the request, so it is billed, but flux-ui could not get the image from it. "
+            "Generate again to get one; that is billed again.")
+
+
+def with_billing(error: FluxError, sent: bool, billed: Billed) -> FluxError:
+    """``error`` with what its click cost: the fields set, and :func:`billing_sentence` ending its message."""
+    error.sent, error.billed = sent, billed
+    error.args = (f"{error.message} {billing_sentence(sent, billed)}",)
+    return error
+
+
+def overdue_error(model_name: str, deadline_s: float, service_timeout_s: float) -> ServiceTimeoutError:
+    """The person's wait is over but the request was sent: what they are told while flux-ui keeps waiting."""
+    return ServiceTimeoutError(
+        f"No image from {model_name} within {deadline_s:g} s. The request was sent, so the service may still "
+        f"finish the image and bill it: flux-ui keeps waiting for it (up to {service_timeout_s:g} s after sending) "
+        "and saves it to History when it arrives. Look there before you try again: a new request is billed again.",
+        sent=True, billed="maybe")
+
 
 class FluxError(Exception):
-    """Root of flux-ui's errors. ``str(err)`` is a message meant for a person."""
+    """Root of flux-ui's errors. ``str(err)`` is a message meant for a person.
+
+    ``sent`` and ``billed`` say what reached the service and what it charges for; each class
+    has the usual case as its default, and the client sets them for the click as a whole.
+    """
 
     retryable: bool = False
+    sent: bool = False
+    billed: Billed = "no"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, sent: bool | None = None, billed: Billed | None = None) -> None:
         super().__init__(redact(message))
+        if sent is not None:
+            self.sent = sent
+        if billed is not None:
+            self.billed = billed
 
     @property
     def message(self) -> str:
@@ -65,7 +124,12 @@ class ReferenceImageError(ValidationError):
 
 
 class ServiceError(FluxError):
-    """The service answered with an error; status, code and body are kept (redacted)."""
+    """The service answered with an error; status, code and body are kept (redacted).
+
+    An error answer made no image, so by default it was sent and is not billed.
+    """
+
+    sent = True
 
     def __init__(
         self,
@@ -75,8 +139,10 @@ class ServiceError(FluxError):
         code: str | None = None,
         body: Any = None,
         retry_after: float | None = None,
+        sent: bool | None = None,
+        billed: Billed | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, sent=sent, billed=billed)
         self.status = status
         self.code = code
         self.body = _redact_body(body)
@@ -143,11 +209,47 @@ class TransportError(FluxError):
 
 
 class ServiceConnectionError(TransportError):
-    pass
+    """Could not connect (nothing sent), or the connection dropped (``sent``, billed "maybe")."""
 
 
 class ServiceTimeoutError(TransportError):
+    """No image in time: either not sent at all (too little of the deadline was left, ``sent``
+    False) or sent and not answered in time (billed "maybe"; flux-ui keeps the answer if it comes)."""
+
     retryable = False
+    sent = True
+    billed = "maybe"
+
+
+class StorageError(FluxError):
+    """The outputs folder cannot take an image; ``folder`` names it."""
+
+    def __init__(self, message: str, *, folder: Path, sent: bool | None = None,
+                 billed: Billed | None = None) -> None:
+        super().__init__(message, sent=sent, billed=billed)
+        self.folder = folder
+
+
+class NoRoomError(StorageError):
+    """Too little free space for the image a request would return: refused before sending,
+    because an image that is paid for must have somewhere to go."""
+
+
+class NotSavedError(StorageError):
+    """An image arrived (and is billed) but could not be written; ``placed`` is the file when it
+    was written whole but could not be indexed (it is listed when flux-ui next opens the folder)."""
+
+    sent = True
+    billed = "yes"
+
+    def __init__(self, message: str, *, folder: Path, placed: Path | None = None) -> None:
+        super().__init__(message, folder=folder)
+        self.placed = placed
+
+
+class BusyError(FluxError):
+    """flux-ui already holds as many generations as it may (they finish even when nobody waits):
+    refused before sending."""
 
 
 def _redact_body(body: Any) -> Any:

@@ -61,6 +61,17 @@ _INVISIBLE = re.compile(f"{_NEEDED}|([{_CONTROL}{_FORMAT}])")
 #: The bidi marks and controls: their message says what they do to the text.
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _PROMPT_EXAMPLE = '"a red fox in an autumn forest, morning light"'
+#: The most text flux-ui takes in one free-text field (a prompt, a Kontext instruction, a negative prompt,
+#: History's text filter), whatever the model: the largest prompt window in the registry (FLUX.2's 32,000
+#: Tekken tokens) at 4 bytes a token, about what ordinary text in any script takes (English runs near 4
+#: characters a token, CJK near 1.5 three-byte ones). Only repetition packs more into 32,000 tokens, and
+#: FLUX.1 [schnell] truncates rather than refuses, so without this bound a 100 MB prompt would be sent,
+#: stored twice and shipped to every History page.
+MAX_TEXT_BYTES = 4 * max(m.prompt.max_tokens for m in MODELS.values())
+#: A name or a choice (model ID, aspect ratio, output format, route, parameter name): refusals quote it.
+MAX_NAME_BYTES = 256
+#: The parameters that are free text, by name, with their labels (FLUX.1 [schnell]'s negative prompt).
+_FREE_TEXT = {p.name: p.label for m in MODELS.values() for p in m.all_params if p.kind == "text"}
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 _FAR_TOO_LARGE = 2**31  # pixels on a side
 
@@ -90,12 +101,51 @@ class ValidatedRequest:
     warnings: tuple[str, ...]
 
 
+def check_text_size(label: str, text: str, field: str, limit: int = MAX_TEXT_BYTES) -> None:
+    """Refuse text over ``limit`` bytes of UTF-8, naming the field, its size and the limit.
+
+    Measured without encoding megabytes: a character takes 1 to 4 bytes, so the length alone
+    settles most cases and only text near the limit is encoded.
+    """
+    if len(text) * 4 <= limit:
+        return
+    if len(text) > limit:
+        size = f"{len(text):,} characters"
+    elif (encoded := len(text.encode("utf-8"))) > limit:
+        size = f"{encoded:,} bytes"
+    else:
+        return
+    whatever = ", whatever the model" if limit == MAX_TEXT_BYTES else ""
+    raise ValidationError(f"{label} is too long: {size}, and flux-ui takes at most {limit:,} bytes of text "
+                          f"(UTF-8) there{whatever}. Shorten it.", field=field)
+
+
+def check_request_text(request: GenerationRequest) -> None:
+    """Bound every text a request carries before anything reads it whole: the prompt and free-text
+    parameters (the negative prompt) at :data:`MAX_TEXT_BYTES`; the model, parameter names and
+    other values at :data:`MAX_NAME_BYTES`, so that no refusal quotes megabytes either."""
+    if isinstance(request.model, str):
+        check_text_size("The model", request.model, "model", MAX_NAME_BYTES)
+    if isinstance(request.prompt, str):
+        check_text_size("The prompt", request.prompt, "prompt")
+    for name, value in request.params.items():
+        if not isinstance(name, str):
+            continue
+        check_text_size("A parameter name", name, "params", MAX_NAME_BYTES)
+        if isinstance(value, str) and name in _FREE_TEXT:
+            check_text_size(_FREE_TEXT[name], value, name)
+        elif isinstance(value, str):
+            check_text_size(f"The value of {name}", value, name, MAX_NAME_BYTES)
+
+
 def model_id_text(value: object) -> str:
-    """The model as text; a list, dict or number is refused before any lookup chokes on it."""
+    """The model as text; a list, dict or number is refused before any lookup chokes on it, and so is
+    text far longer than any model ID."""
     if isinstance(value, str):
+        check_text_size("The model", value, "model", MAX_NAME_BYTES)
         return value
     raise ValidationError(f"The model must be one model ID written as text, such as 'FLUX.2-pro'; got "
-                          f"{type(value).__name__} {value!r}.", field="model")
+                          f"{type(value).__name__} {reprlib.repr(value)}.", field="model")
 
 
 def finite(number: float) -> bool:
@@ -362,6 +412,7 @@ def check_aspect_ratio(spec: ModelSpec, value: Any) -> str | None:
 
 def validate(request: GenerationRequest, *, rng: random.Random | None = None) -> ValidatedRequest:
     """Check a request and resolve every parameter; raises ValidationError."""
+    check_request_text(request)
     spec = MODELS.get(request.model) if isinstance(request.model, str) else None
     if spec is None:
         known = ", ".join(MODELS)

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from flux_ui.assets import LOGO
+from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import compare, edit, history_tab, kontext, progress, sessions, text_to_image
-from flux_ui.ui.common import TabContext, TabHandle
+from flux_ui.ui.common import MAX_IN_PROGRESS, TabContext, TabHandle
+
+#: Calls of one listener handled at once, for the listeners that keep a limit: those that run in
+#: threads (disk, SQLite, images) and Compare's. The generating endpoints have none (common.wire_run).
+EVENT_LIMIT = 32
+#: Events waiting for a worker; beyond it Gradio answers "Queue is full" at once.
+QUEUE_SIZE = 256
+#: Gradio's workers (launch's max_threads, 40 by default): every event being handled holds one, from
+#: any listener, and a request waiting for its deployment's quota holds its one all the while. So
+#: there are enough for every deployment's QuotaGate to be full at once, with room for Compare's
+#: two listeners and the quick steps beside them; one deployment's waiting requests then never
+#: take a worker another deployment's request needs.
+WORKERS = MAX_IN_PROGRESS * len(MODELS) + 4 * EVENT_LIMIT
+
+
+def queue_options() -> dict[str, Any]:
+    """What ``demo.queue`` is given, wherever the app is launched (see :func:`launch_queued`)."""
+    return {"default_concurrency_limit": EVENT_LIMIT, "max_size": QUEUE_SIZE}
+
+
+def launch_queued(demo: gr.Blocks, **options: Any) -> None:
+    """Queue and launch the app with flux-ui's queue and worker settings: app.py, the tests and the
+    benchmarks all launch through here, so they measure what runs."""
+    demo.queue(**queue_options()).launch(max_threads=WORKERS, **options)
 
 
 def header() -> str:

@@ -6,7 +6,9 @@ import base64
 import binascii
 import inspect
 import mimetypes
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from gradio.processing_utils import save_bytes_to_cache
 from gradio.route_utils import API_PREFIX
 from gradio.utils import get_upload_folder
 
+from flux_ui.client.core import DEFAULT_DEADLINE_S
 from flux_ui.client.errors import ValidationError
 from flux_ui.images import MAX_REFERENCE_BYTES
 from flux_ui.registry import MODELS
@@ -40,14 +43,81 @@ NOT_UPLOADED = ("A file in this request was not uploaded to this app: it names a
                 f"{_DATA_EXAMPLE}.")
 #: A js-only listener's answer that shows its output component, in the browser, with no round trip.
 _SHOW_JS = "() => ({__type__: 'update', visible: true})"
+#: The most requests one deployment may have in progress at once (waiting for its quota or running).
+#: Each holds one of Gradio's workers, which every event shares: flux_ui.ui sizes them from this.
+MAX_IN_PROGRESS = 64
+#: Where the Blocks being built keeps its QuotaGate, for :func:`endpoint` to find.
+_GATE = "_flux_ui_quota_gate"
 
 
 @dataclass
 class TabContext:
-    """Handed to every tab's ``build``: the runtime and the Blocks being built."""
+    """Handed to every tab's ``build``: the runtime and the Blocks being built (given its QuotaGate)."""
 
     runtime: Runtime
     demo: gr.Blocks
+
+    def __post_init__(self) -> None:
+        if getattr(self.demo, _GATE, None) is None:
+            setattr(self.demo, _GATE, QuotaGate(self.runtime))
+
+
+class QuotaGate:
+    """How many requests each deployment has in progress; beyond what it can serve in time, refused at once.
+
+    A request waiting for its deployment's quota holds one of Gradio's workers, which all events
+    share, so one caller queueing many requests on a slow quota (FLUX.2 [flex] at 5 RPM) would take
+    the workers every other deployment's requests need. Each deployment may have as many requests in
+    progress as it can send within the client's deadline (one still waiting then fails anyway), and
+    at most :data:`MAX_IN_PROGRESS`; one more is refused, saying when to try again.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.busy: Counter[str] = Counter()
+
+    def cap(self, model: str) -> int:
+        """The requests ``model``'s deployment may have in progress at once."""
+        status = self._runtime.client.pacing(model)
+        if status is None:  # not paced here: the service's own limits apply
+            return MAX_IN_PROGRESS
+        sendable = int(DEFAULT_DEADLINE_S * status.quota.requests / status.quota.window_s)
+        return max(1, min(MAX_IN_PROGRESS, sendable))
+
+    @contextmanager
+    def admitted(self, model: Any) -> Iterator[None]:
+        """Count a request to ``model`` while it runs; gr.Error (nothing sent) when its deployment is full.
+
+        A model this installation does not serve passes: the client's validation names the problem.
+        """
+        if not isinstance(model, str) or model not in self._runtime.models:
+            yield
+            return
+        if self.busy[model] >= self.cap(model):
+            raise gr.Error(self.refusal(model), title="Too many waiting", print_exception=False)
+        self.busy[model] += 1
+        try:
+            yield
+        finally:
+            self.busy[model] -= 1
+
+    def refusal(self, model: str) -> str:
+        """Why a request to ``model`` is refused now, and when to try again."""
+        name, count = MODELS[model].display_name, self.busy[model]
+        status = self._runtime.client.pacing(model)
+        if status is None:
+            return (f"{count} requests are already in progress on {name}, as many as flux-ui runs at once on one "
+                    "deployment. Nothing was sent: try again in a moment.")
+        quota, cap = status.quota, self.cap(model)
+        why = (f"as many as it can send in the {DEFAULT_DEADLINE_S:.0f} s a request may wait"
+               if cap < MAX_IN_PROGRESS else "as many as flux-ui lets wait for one deployment")
+        again = max(status.next_slot_in, quota.window_s / quota.requests)
+        return (f"{count} requests are already waiting for {name}'s quota, {quota.describe()}: {why}. Nothing was "
+                f"sent: try again in about {_duration(again)}, or raise the deployment's tier in Foundry.")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 @dataclass
@@ -100,12 +170,19 @@ def endpoint(handler: Callable[..., AsyncIterator[Any]], name: str, required: Se
     recognises by signature and annotation, fills in, and leaves out of the API; the handler tells
     the page from gradio_client and MCP by it (:func:`unchanged`). Called with the values alone, as
     tests call an event's function, the handler gets ``request=None``: the page's behaviour.
+
+    Registered in a Blocks with a :class:`QuotaGate` (every TabContext gives one), a call counts
+    against its model's deployment while it runs, and is refused when that deployment is full.
     """
     count = len(required) + len(optional)
+    gate: QuotaGate | None = getattr(Context.root_block, _GATE, None)
+    model_at = list(required).index("model") if "model" in required else None
 
     async def call(*args: Any) -> AsyncIterator[Any]:
-        async for outputs in handler(*args[:count], request=args[count] if len(args) > count else None):
-            yield outputs
+        model = args[model_at] if model_at is not None and model_at < len(args) else None
+        with gate.admitted(model) if gate is not None else nullcontext():
+            async for outputs in handler(*args[:count], request=args[count] if len(args) > count else None):
+                yield outputs
 
     call.__name__ = call.__qualname__ = name  # MCP names the tool after the function
     call.__doc__ = handler.__doc__  # the endpoint's and the tool's description
@@ -148,12 +225,19 @@ def wire_run(fn: Callable[..., Any], inputs: Sequence[Any], outputs: Sequence[An
     The endpoint runs with preprocess=False: values reach the handler as sent, and the client's
     validation, which knows each model's own bounds, answers bad ones; Gradio would check them
     against the bounds the controls were built with, whichever model that was.
+
+    It has no per-event concurrency limit. Gradio queues an event's calls behind that limit first
+    come first served, whatever model they name, so 32 requests waiting for FLUX.2 [flex]'s quota
+    would hold a schnell request back until they had all been sent. The handler is async and waits
+    on the network and the quota, not on a thread or the CPU, so the bound is set where the waiting
+    is: the QuotaGate caps each deployment's requests in progress (:func:`endpoint`), and
+    flux_ui.ui gives Gradio enough workers for every deployment's cap at once.
     """
     events = []
     for listener, naming in ((run.click, {"api_name": api_name}),
                              *([(submit.submit, {"api_visibility": "private"})] if submit else [])):
         show_on(listener, stop)
-        event = listener(fn, inputs, outputs, preprocess=False, **naming)
+        event = listener(fn, inputs, outputs, preprocess=False, concurrency_limit=None, **naming)
         event.then(after, after_inputs, after_outputs, api_visibility="private", show_progress="hidden")
         events.append(event)
     stop.click(lambda: (STOPPED, gr.update(visible=False)), None, [status, stop], cancels=events,

@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flux_ui.client.core import GenerationResult, ProgressEvent
-from flux_ui.client.errors import ValidationError
+from flux_ui.client.core import COMMITTED_STAGES, GenerationResult, ProgressEvent
+from flux_ui.client.errors import FluxError, NoRoomError, NotSavedError, ValidationError, overdue_error, with_billing
 from flux_ui.client.validation import GenerationRequest, snap_size
-from flux_ui.history import Entry
+from flux_ui.history import Entry, settings_of
 from flux_ui.registry import MODELS, PixelSize, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui.text import inert
 
+log = logging.getLogger("flux_ui.handlers")
+
 
 @dataclass(frozen=True)
 class Generated:
+    """An image for the person: saved to History, or (``unsaved`` says why) offered from memory only."""
+
     result: GenerationResult
     entry: Entry
+    unsaved: str | None = None
 
     @property
     def path(self) -> str:
         return str(self.entry.path)
+
+    @property
+    def saved(self) -> bool:
+        return self.unsaved is None
 
 
 def collect_params(model: str, values: Mapping[str, Any], randomize_seed: bool = False) -> dict[str, Any]:
@@ -55,12 +65,120 @@ async def generate(
     tab: str = "text-to-image",
     on_event: Callable[[ProgressEvent], None] | None = None,
 ) -> Generated:
-    """Send one request through the shared client and save the image before returning it."""
+    """Send one request through the shared client and save the image before returning it.
+
+    The work is a job the runtime owns, and this call only waits for it. Cancelled (Stop, a closed
+    page) before the request is sent, the job is cancelled too: nothing is sent or billed. Cancelled
+    after, or past the deadline, only the wait ends: the answer is still awaited and its image saved
+    to History, because it is billed either way.
+    """
     request = GenerationRequest(model=model, prompt=prompt, references=tuple(references), params=dict(params),
                                 route=route)
-    result = await runtime.client.generate(request, on_event)
-    entry = await asyncio.to_thread(runtime.history.save, result, tab)  # disk and SQLite: off the loop
+    spec = MODELS.get(model) if isinstance(model, str) else None
+    if spec is not None:
+        try:
+            runtime.history.check_room(spec)
+        except NoRoomError as err:
+            raise with_billing(err, False, "no") from None
+    watch = _Watch(on_event)
+    job = runtime.jobs.start(_make(runtime, request, tab, watch))
+    watch.task = job
+    return await _wait(runtime, job, watch, spec.display_name if spec else str(model))
+
+
+@dataclass
+class _Watch:
+    """What the person's wait knows of its job: whether the request reached the service, whether anyone
+    still waits, and whether the deadline passed with the request in flight."""
+
+    on_event: Callable[[ProgressEvent], None] | None
+    task: asyncio.Task[Generated] | None = None
+    committed: bool = False
+    waiting: bool = True
+    overdue: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def event(self, event: ProgressEvent) -> None:
+        self.committed = event.stage in COMMITTED_STAGES
+        if event.stage == "overdue":
+            self.overdue.set()
+        if not self.waiting and not self.committed and self.task is not None:
+            self.task.cancel()  # nobody waits any more: send nothing new (a retry, a request still paced)
+        elif self.waiting and self.on_event is not None:
+            self.on_event(event)
+
+    def stop_waiting(self) -> None:
+        self.waiting = False
+        if not self.committed and self.task is not None:
+            self.task.cancel()  # not sent yet: nothing is sent, nothing billed
+
+
+async def _wait(runtime: Runtime, job: asyncio.Task[Generated], watch: _Watch, name: str) -> Generated:
+    """The person's wait: the job's outcome, or, when the deadline passes while the request is with the
+    service, the error that says it was sent and will be saved when it arrives."""
+    overdue = asyncio.ensure_future(watch.overdue.wait())
+    try:
+        await asyncio.wait({job, overdue}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        watch.stop_waiting()
+        raise
+    finally:
+        overdue.cancel()
+    if job.done():
+        return job.result()
+    watch.stop_waiting()
+    raise overdue_error(name, runtime.client.deadline_s, runtime.client.service_timeout_s)
+
+
+async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _Watch) -> Generated:
+    """The job: generate (checking the outputs folder's space right before each send), then keep the image."""
+    spec = MODELS.get(request.model) if isinstance(request.model, str) else None
+    before_send = (lambda: runtime.history.check_room(spec)) if spec is not None else None
+    try:
+        result = await runtime.client.generate(request, watch.event, before_send=before_send)
+    except FluxError as err:
+        if not watch.waiting:
+            log.warning("a generation nobody waited for ended without an image: %s", err)
+        raise
+    generated = await _keep(runtime, result, tab)
+    if not watch.waiting:
+        log.info("kept an image that arrived after the person stopped waiting (%s): %s", request.model,
+                 generated.path if generated.saved else generated.unsaved)
+    return generated
+
+
+async def _keep(runtime: Runtime, result: GenerationResult, tab: str) -> Generated:
+    """Save a billed image to History; when that fails, offer it from memory instead of losing it."""
+    try:
+        entry = await asyncio.to_thread(runtime.history.save, result, tab)  # disk and SQLite: off the loop
+    except Exception as err:  # a full disk, or a bug: the image is paid for either way
+        if not isinstance(err, NotSavedError):
+            log.exception("saving an image failed")
+            err = NotSavedError(f"The image could not be saved ({type(err).__name__}), so it is not in History.",
+                                folder=runtime.history.folder)
+        return await asyncio.to_thread(_offer_unsaved, runtime, result, tab, err)
+    if len(runtime.unsaved):
+        await asyncio.to_thread(runtime.unsaved.flush, runtime.history)
     return Generated(result, entry)
+
+
+def _offer_unsaved(runtime: Runtime, result: GenerationResult, tab: str, err: NotSavedError) -> Generated:
+    """Keep the image in memory with a download copy, and say in its caption that it is not in History."""
+    kept = runtime.unsaved.keep(result, tab, str(err))
+    if err.placed is not None:  # whole on disk, but not indexed: it is listed when the folder next opens
+        runtime.unsaved.forget(kept)
+    if kept.path is None:
+        raise NotSavedError(
+            f"{err} The service made the image, and bills it, but no copy to download could be written either: "
+            "flux-ui holds it in memory and adds it to History with the next image saved there (it is lost if "
+            f"flux-ui stops first). Free some space in {err.folder}.", folder=err.folder)
+    note = (f"⚠️ {err} Download it now (the download button on the image). "
+            + ("It is listed in History when flux-ui next starts." if err.placed is not None else
+               "flux-ui keeps it in memory and adds it to History with the next image saved there, but loses it "
+               "if it stops first."))
+    shown = replace(result, warnings=(*result.warnings, note))
+    entry = Entry("", 0.0, tab, result.model, result.prompt, result.seed, result.info.width, result.info.height,
+                  result.format, kept.path, settings_of(result, tab))
+    return Generated(shown, entry, unsaved=note)
 
 
 def caption(result: GenerationResult) -> str:

@@ -24,7 +24,7 @@ from gradio_client.utils import encode_file_path
 from PIL import Image
 
 from flux_ui.client.errors import ValidationError
-from flux_ui.client.validation import check_saved_value, finite
+from flux_ui.client.validation import check_saved_value, check_text_size, finite
 from flux_ui.history import Entry, History
 from flux_ui.images import read_metadata
 from flux_ui.registry import MODELS
@@ -39,6 +39,9 @@ ALL_MODELS = "all"
 UI_LIMIT = 120  # thumbnails in the gallery; the filters reach older ones
 API_LIMIT_MAX = 500
 CAPTION_PROMPT_CHARS = 40
+#: The most of a prompt a listing carries (the gallery's captions, the /history entries); the one
+#: entry's details and "reuse settings" read the whole prompt.
+PREVIEW_CHARS = 300
 ROUTE_NAMES = {"bfl": "the BFL route", "images/generations": "Image API generations", "images/edits": "Image API edits",
                "aml": "the Azure ML endpoint"}
 
@@ -86,9 +89,22 @@ def caption_of(entry: Entry) -> str:
     return " · ".join(parts)
 
 
+def check_filter(text: Any) -> None:
+    """Refuse a text filter longer than any prompt flux-ui stores (ValidationError naming it)."""
+    if isinstance(text, str):
+        check_text_size("The prompt filter", text, "text")
+
+
 def listing(history: History, model: str | None = None, text: str | None = None, limit: int = UI_LIMIT) -> Listing:
-    """The gallery for these filters, newest first; an indexed file missing from disk is left out and counted."""
-    entries = history.list(model=model_arg(model), text=text, limit=limit)
+    """The gallery for these filters, newest first; an indexed file missing from disk is left out and counted.
+
+    Prompts come as previews: a caption shows 40 characters, and a long prompt is not read whole.
+    """
+    try:
+        check_filter(text)
+    except ValidationError as err:
+        return Listing([], [], f"⚠️ {inert(err)}")
+    entries = history.list(model=model_arg(model), text=text, limit=limit, preview=PREVIEW_CHARS)
     present = [e for e in entries if e.path.is_file()]
     items = [(str(e.path), caption_of(e)) for e in present]
     ids = [e.id for e in present]
@@ -99,7 +115,7 @@ def listing_message(history: History, model: str | None, text: str | None, shown
                     limit: int) -> str:
     filtered = bool(model_arg(model) or (text and text.strip()))
     if shown == 0 and missing == 0:
-        if not filtered or not history.list(limit=1):
+        if not filtered or not history.list(limit=1, preview=PREVIEW_CHARS):
             return EMPTY
         return "No saved image matches these filters: choose **All models** or clear the text to see every image."
     noun = "image" if shown == 1 else "images"
@@ -191,6 +207,7 @@ def api_record(entry: Entry, folder: Path) -> dict[str, Any]:
         "tab": entry.tab,
         "model": entry.model,
         "prompt": entry.prompt,
+        "prompt_truncated": bool(entry.settings.get("prompt_truncated")),
         "seed": entry.seed,
         "width": entry.width,
         "height": entry.height,
@@ -208,11 +225,17 @@ def api_entries(history: History, model: str | None, text: str | None,
     """
     model = model_arg(model)
     if model is not None and (not isinstance(model, str) or model not in MODELS):
-        raise gr.Error(f"Unknown model {model!r}: use one of {', '.join(MODELS)}, or leave it empty for all.")
+        raise gr.Error(f"Unknown model {reprlib.repr(model)}: use one of {', '.join(MODELS)}, or leave it empty "
+                       "for all.")
     if text is not None and not isinstance(text, str):
-        raise gr.Error(f"text must be words from the prompt, as a string; got {type(text).__name__} {text!r}. "
-                       "Leave it empty to list every prompt.")
-    entries = [e for e in history.list(model=model, text=text, limit=api_limit(limit)) if e.path.is_file()]
+        raise gr.Error(f"text must be words from the prompt, as a string; got {type(text).__name__} "
+                       f"{reprlib.repr(text)}. Leave it empty to list every prompt.")
+    try:
+        check_filter(text)
+    except ValidationError as err:
+        raise gr.Error(str(err)) from None
+    entries = [e for e in history.list(model=model, text=text, limit=api_limit(limit), preview=PREVIEW_CHARS)
+               if e.path.is_file()]
     records = [api_record(e, history.folder) for e in entries]
     files = [saved_file(e) for e in entries]
     return records, files
@@ -479,9 +502,10 @@ def build(ctx: TabContext, tabs: gr.Tabs, handles: list[TabHandle]) -> None:
 
         ``model`` keeps one model's images (a model ID such as "FLUX.2-pro"; empty: all), ``text``
         those whose prompt contains it, ``limit`` caps the count (at most 500). Returns the entries
-        (id, created as ISO time, tab, model, prompt, seed, width, height, format, file: the path
-        inside the outputs folder, settings: what "reuse settings" loads) and, pairwise, the image
-        files themselves, which gradio_client downloads.
+        (id, created as ISO time, tab, model, prompt, prompt_truncated, seed, width, height, format,
+        file: the path inside the outputs folder, settings: what "reuse settings" loads) and,
+        pairwise, the image files themselves, which gradio_client downloads. A prompt over 300
+        characters comes as its first 300 and "…", here and in settings, with prompt_truncated true.
         """
         return api_entries(history, model, text, limit)
 

@@ -2,8 +2,10 @@
 
 :func:`stream` runs one request through the shared client and yields a status line every
 half second (elapsed time; waiting for quota, sent, or retrying) until the image is saved,
-then yields the result. If the person presses Stop, Gradio cancels the generator and the
-request is abandoned; :data:`STOPPED` is what the tab then says, honestly.
+then yields the result. If the person presses Stop (or the page goes away), Gradio cancels
+the generator, which cancels only the wait (:func:`handlers.generate`): a request not yet
+sent is dropped, one already sent is billed and still saved to History when it arrives.
+:data:`STOPPED` is what the tab then says, honestly.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from flux_ui.ui import handlers
 from flux_ui.ui.text import inert
 
 TICK_S = 0.5
-STOPPED = ("⏹ Stopped waiting. If the request had already been sent, the service may still finish it "
-           "and bill it; flux-ui will not show or save that image.")
+STOPPED = ("⏹ Stopped waiting; nothing more is sent. A request not yet sent was not sent and is not billed. "
+           "If it had been sent, the service may still finish it and bill it: flux-ui still receives that image "
+           "and saves it to History.")
 
 
 def status_line(model: str, event: ProgressEvent | None, elapsed: float) -> str:
@@ -65,7 +68,7 @@ async def stream(
         yield task.result()
     finally:
         if not task.done():
-            task.cancel()  # the person pressed Stop: stop waiting for the service
+            task.cancel()  # Stop: the wait ends; a request already sent still lands in History
 
 
 def quota_line(model: str, status: PacerStatus | None) -> str:
