@@ -12,8 +12,8 @@ are synthetic and show what was sent (model, prompt, seed, size, references in o
         ...  # point a client at emu.base_url with emu.api_key
 """
 
+from flux_ui.emulator.app import create_app
 from flux_ui.emulator.config import EmulatorConfig, Fault
 from flux_ui.emulator.runner import Emulator
-from flux_ui.emulator.server import create_app
 
 __all__ = ["Emulator", "EmulatorConfig", "Fault", "create_app"]

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from flux_ui.emulator.app import create_app
 from flux_ui.emulator.config import EmulatorConfig, Fault
 from flux_ui.emulator.control import CONTROL_TOKEN_HEADER
 from flux_ui.emulator.runner import bind_socket, uvicorn_config
-from flux_ui.emulator.server import create_app
 
 
 def _is_loopback(host: str) -> bool:

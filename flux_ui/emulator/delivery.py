@@ -17,12 +17,22 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Literal
 
 DELIVERY_PREFIX = "/_emulator/delivery/"
 POLLING_PATH = "/v1/get_result"
 
 TaskStatus = Literal["Pending", "Ready", "Request Moderated"]
+
+
+class ResultEnding(Enum):
+    """How a generation's result ends up for its caller: at most one of these shapes it."""
+
+    READY = "ready"  # the image, as asked
+    EMPTY = "empty"  # an "empty" fault: a success with no image in it (polling: Ready, but no sample)
+    EXPIRED_URL = "expired_url"  # an "expire_url" fault: the result link is dead on arrival
+    MODERATED = "moderated"  # refused by the content filter (polling: Request Moderated)
 
 
 @dataclass(frozen=True)
@@ -90,15 +100,18 @@ class PollingTask:
     model_id: str
     prompt: str
     seed: int | None
-    final_status: TaskStatus
     pending_polls: int
     result_id: str | None = None
-    empty: bool = False  # an "empty" fault: Ready, but no sample
-    expired_url: bool = False  # an "expire_url" fault: the sample link is dead on arrival
+    ending: ResultEnding = ResultEnding.READY
     created: float = field(default_factory=time.time)
     polls: int = 0
     ready_at: float | None = None
     sample_expires_at: float | None = None
+
+    @property
+    def final_status(self) -> TaskStatus:
+        """What the task shows once its pending polls are done."""
+        return "Request Moderated" if self.ending is ResultEnding.MODERATED else "Ready"
 
 
 class TaskBook:
@@ -127,7 +140,8 @@ class TaskBook:
             if task.ready_at is None:
                 task.ready_at = time.time()
                 # The link's life starts when the result is ready; an expire_url fault backdates it.
-                task.sample_expires_at = task.ready_at - 1 if task.expired_url else task.ready_at + ttl_s
+                expired = task.ending is ResultEnding.EXPIRED_URL
+                task.sample_expires_at = task.ready_at - 1 if expired else task.ready_at + ttl_s
             return task, task.final_status
 
     def clear(self) -> None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import uvicorn
 
+from flux_ui.emulator.app import create_app
 from flux_ui.emulator.config import EmulatorConfig, Fault
 from flux_ui.emulator.control import CONTROL_TOKEN_HEADER
-from flux_ui.emulator.server import create_app
 from flux_ui.emulator.state import EmulatorState
 
 START_TIMEOUT_S = 5.0
