@@ -37,7 +37,7 @@ from flux_ui.emulator import EmulatorConfig
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
-from flux_ui.ui import build_demo, compare, edit, handlers, history_tab, kontext, text_to_image
+from flux_ui.ui import build_demo, compare, compare_run, edit, handlers, history_listing, kontext_edit, text_to_image
 
 KONTEXT = "FLUX.1-Kontext-pro"
 #: Each endpoint's own arguments; the rest are the registry's parameters, by name.
@@ -537,16 +537,16 @@ async def through_handlers(runtime: Runtime, endpoint: str, args: dict[str, Any]
                                                     get("prompt"), get("references"), get("randomize_seed"), values))
             return Answer(True, "", handlers.caption(done.result))
         if endpoint == "kontext":
-            done = await last_step(kontext.handle_kontext(
-                runtime, kontext.edit_models(runtime.models), get("model"), get("prompt"), get("image"), get("route"),
-                get("randomize_seed"), values, []))
+            done = await last_step(kontext_edit.handle_kontext(
+                runtime, kontext_edit.edit_models(runtime.models), get("model"), get("prompt"), get("image"),
+                get("route"), get("randomize_seed"), values, []))
             return Answer(True, "", handlers.caption(done.generated.result))
         if endpoint == "compare":
             gallery, _, message = await compare.handle_compare(
-                runtime, compare.comparable_models(runtime.models), get("prompt"), get("models"),
+                runtime, compare_run.comparable_models(runtime.models), get("prompt"), get("models"),
                 get("aspect_ratio", "1:1"), get("randomize_seed", True), get("seed"))
             return Answer(bool(gallery), message)
-        records, _ = history_tab.api_entries(runtime.history, get("model"), get("text"), get("limit", 50))
+        records, _ = history_listing.api_entries(runtime.history, get("model"), get("text"), get("limit", 50))
         return Answer(bool(records), "", found=[r["prompt"] for r in records])
     except FluxError as err:
         return Answer(False, str(err))

@@ -29,7 +29,7 @@ from flux_ui.history import History, OutputsFolderError
 from flux_ui.images import embed_metadata
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
-from flux_ui.ui import build_demo, compare, history_tab
+from flux_ui.ui import build_demo, compare_run, history_listing, history_reuse
 from flux_ui.ui.common import TabHandle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_a_model_the_tab_cannot_take_goes_to_a_tab_that_can(demo: gr.Blocks, tmp
 def test_a_model_no_tab_takes_says_which_the_tab_takes() -> None:
     edit = TabHandle("edit", "edit", outputs=[gr.Textbox(render=False)], apply=lambda s: [gr.update()],
                      models=("FLUX.2-pro",))
-    updates, message = history_tab.reuse_updates({**SAVED, "tab": "edit", "model": "FLUX-1.1-pro"}, [edit],
+    updates, message = history_reuse.reuse_updates({**SAVED, "tab": "edit", "model": "FLUX-1.1-pro"}, [edit],
                                                  ("FLUX.2-pro", "FLUX-1.1-pro"), {"edit": "Edit with references"})
     assert updates == [gr.update(), gr.update()]
     assert message == ("⚠️ Edit with references cannot take FLUX1.1 [pro] (it takes FLUX.2 [pro]), and no other "
@@ -120,7 +120,7 @@ def test_a_model_no_tab_takes_says_which_the_tab_takes() -> None:
 
 def test_a_model_not_deployed_says_so_and_what_is() -> None:
     t2i = TabHandle("t2i", "text-to-image", outputs=[gr.Textbox(render=False)], apply=lambda s: [gr.update()])
-    updates, message = history_tab.reuse_updates({**SAVED, "model": "FLUX.2-flex"}, [t2i],
+    updates, message = history_reuse.reuse_updates({**SAVED, "model": "FLUX.2-flex"}, [t2i],
                                                  ("FLUX.2-pro", "FLUX-1.1-pro"))
     assert updates == [gr.update(), gr.update()]
     assert "FLUX.2 [flex] is not deployed in this flux-ui" in message and "add it to FLUX_DEPLOYMENTS" in message
@@ -132,7 +132,7 @@ def test_a_tab_that_fails_on_settings_says_so() -> None:
         raise TypeError("boom")
 
     t2i = TabHandle("t2i", "text-to-image", outputs=[gr.Textbox(render=False)], apply=broken)
-    updates, message = history_tab.reuse_updates(SAVED, [t2i], ("FLUX.2-pro",), {"t2i": "Text to image"})
+    updates, message = history_reuse.reuse_updates(SAVED, [t2i], ("FLUX.2-pro",), {"t2i": "Text to image"})
     assert updates == [gr.update(), gr.update()] and "The Text to image tab could not take" in message
 
 
@@ -147,8 +147,8 @@ def test_huge_whole_numbers_are_refused_by_name(params: dict[str, Any]) -> None:
 
 def test_huge_numbers_elsewhere() -> None:
     with pytest.raises(ValueError, match="The seed must be a whole number from 0 to 4294967295"):
-        compare.pick_seed(False, 10**400)
-    assert history_tab.api_limit(10**400) == history_tab.API_LIMIT_MAX  # clamped, as any large limit
+        compare_run.pick_seed(False, 10**400)
+    assert history_listing.api_limit(10**400) == history_listing.API_LIMIT_MAX  # clamped, as any large limit
 
 
 # --- invisible characters ----------------------------------------------------------------------------

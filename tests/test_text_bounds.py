@@ -26,7 +26,7 @@ from flux_ui.client.validation import MAX_NAME_BYTES, MAX_TEXT_BYTES, Generation
 from flux_ui.history import Entry, History
 from flux_ui.runtime import Runtime
 from flux_ui.ui import build_demo, handlers
-from flux_ui.ui.history_tab import PREVIEW_CHARS, api_entries, listing
+from flux_ui.ui.history_listing import PREVIEW_CHARS, api_entries, listing
 from flux_ui.ui.text import inert
 
 SCHNELL = "FLUX.1-schnell"

@@ -36,8 +36,19 @@ from flux_ui.images import embed_metadata
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
 from flux_ui.tally import Tally
-from flux_ui.ui import build_demo, compare, handlers, history_tab, kontext, progress, references
+from flux_ui.ui import (
+    build_demo,
+    compare_view,
+    handlers,
+    history_listing,
+    history_reuse,
+    kontext_trail,
+    progress,
+    references,
+)
 from flux_ui.ui.common import TabHandle, error_text
+from flux_ui.ui.compare_view import Blindness
+from flux_ui.ui.kontext_edit import EditDone, done_status, handle_kontext
 from flux_ui.ui.text import inert, inert_code, inert_html
 
 PIXEL = "http://127.0.0.1:9/"
@@ -165,9 +176,9 @@ def test_inert_html_and_plain_places() -> None:
 
 
 def test_flux_uis_own_formatting_still_renders(render: Callable[[list[str]], list[str]]) -> None:
-    step = kontext.Step("/x.png", "d", "**not bold**")
-    html = render([kontext.trail_text([kontext.Step("/o.png", "o"), step], 1),
-                   history_tab.details_of(entry(prompt="x"), "Text to image")])
+    step = kontext_trail.Step("/x.png", "d", "**not bold**")
+    html = render([kontext_trail.trail_text([kontext_trail.Step("/o.png", "o"), step], 1),
+                   history_listing.details_of(entry(prompt="x"), "Text to image")])
     trail, details = parsed(html[0]), parsed(html[1])
     assert ("strong", {}) in trail.tags and "**not bold**" in "".join(trail.text)
     assert [t for t, _ in trail.tags].count("strong") == 1  # "input now", not the instruction
@@ -233,8 +244,8 @@ def upload(name: str = "astronaut.png") -> dict[str, Any]:
 
 
 async def kontext_edit(runtime: Runtime, instruction: str, image: Any,
-                       trail: list[kontext.Step]) -> kontext.EditDone:
-    steps = kontext.handle_kontext(runtime, [KONTEXT], KONTEXT, instruction, image, None, True, {}, trail)
+                       trail: list[kontext_trail.Step]) -> EditDone:
+    steps = handle_kontext(runtime, [KONTEXT], KONTEXT, instruction, image, None, True, {}, trail)
     return [s async for s in steps][-1]
 
 
@@ -245,14 +256,14 @@ async def test_the_kontext_trail(runtime_m: Runtime, render: Callable[[list[str]
     for h in HOSTILE:
         done = await kontext_edit(runtime_m, h, original, [])
         branch = await kontext_edit(runtime_m, "make it night", original, done.trail)  # drops edit 1: named
-        label = kontext.step_label(1, done.trail[1], kontext.CAPTION_CHARS)
-        assert inert(label) in kontext.done_status(branch, None)
-        assert label in kontext.done_status(branch, None, markdown=False)  # a program's plain text
-        shown += [(f"trail {h!r}", kontext.trail_text(done.trail, 1), h),
-                  (f"trail, own picture {h!r}", kontext.trail_text(done.trail, None), h),
-                  (f"step back {h!r}", kontext.step_back_text(done.trail, 1), None),
-                  (f"branch {h!r}", kontext.done_status(branch, None), None)]
-        assert kontext.trail_gallery(done.trail)[1][1] == label  # a gallery caption: plain text, shown as such
+        label = kontext_trail.step_label(1, done.trail[1], kontext_trail.CAPTION_CHARS)
+        assert inert(label) in done_status(branch, None)
+        assert label in done_status(branch, None, markdown=False)  # a program's plain text
+        shown += [(f"trail {h!r}", kontext_trail.trail_text(done.trail, 1), h),
+                  (f"trail, own picture {h!r}", kontext_trail.trail_text(done.trail, None), h),
+                  (f"step back {h!r}", kontext_trail.step_back_text(done.trail, 1), None),
+                  (f"branch {h!r}", done_status(branch, None), None)]
+        assert kontext_trail.trail_gallery(done.trail)[1][1] == label  # a gallery caption: plain text, shown as such
     assert_inert(render, shown)
 
 
@@ -270,11 +281,11 @@ def test_history_details_list_and_restore(render: Callable[[list[str]], list[str
     shown = []
     for h in HOSTILE:
         odd = {"params": {h: h, "guidance": h, "steps": 20}, "route": h, "deployment": h, "references": [h]}
-        details = history_tab.details_of(entry(h, h, odd, path=f"/out/{h}.png"), h)
+        details = history_listing.details_of(entry(h, h, odd, path=f"/out/{h}.png"), h)
         shown.append((f"details {h!r}", details, None))
-        assert history_tab.caption_of(entry(h)).startswith("FLUX.2 [pro] · ")  # a gallery caption: plain text
+        assert history_listing.caption_of(entry(h)).startswith("FLUX.2 [pro] · ")  # a gallery caption: plain text
         for settings in hostile_settings(h):
-            _, message = history_tab.reuse_updates(settings, [ready], ("FLUX.2-pro",), {"t2i": "Text to image"})
+            _, message = history_reuse.reuse_updates(settings, [ready], ("FLUX.2-pro",), {"t2i": "Text to image"})
             shown.append((f"restore {settings}", message, None))
     assert_inert(render, shown)
 
@@ -306,11 +317,11 @@ def test_captions_notes_and_status_lines(tmp_path: Path, render: Callable[[list[
         view = {"model": "FLUX.2-pro", "label": "A", "path": None, "caption": None, "error": f"refused {h}"}
         tally.record(h, [h, "FLUX.2-pro"])
         retry = ProgressEvent(stage="retrying", message=h, attempt=1, elapsed_s=0.0, wait_s=2.0)
-        shown += [(f"compare caption {h!r}", compare.caption_text(view, False, False), h),
+        shown += [(f"compare caption {h!r}", compare_view.caption_text(view, Blindness.OPEN), h),
                   (f"references {h!r}", references.summary(["/a.png", "/b.png"], h, ["FLUX.2-pro"]), None),
                   (f"size note {h!r}", handlers.size_note("FLUX.2-pro", h, 1024), None),
                   (f"retrying {h!r}", progress.status_line("FLUX.2-pro", retry, 1.0), h)]
-    shown.append(("tally", compare.tally_table(tally), None))
+    shown.append(("tally", compare_view.tally_table(tally), None))
     assert_inert(render, shown)
 
 

@@ -13,8 +13,9 @@ from flux_ui.emulator.config import Fault
 from flux_ui.registry import MODELS, PixelSize
 from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
-from flux_ui.ui import compare
+from flux_ui.ui import compare, compare_run, compare_view
 from flux_ui.ui.common import TabContext
+from flux_ui.ui.compare_view import Blindness
 from flux_ui.ui.controls import SIZE_PRESETS, preset_sizes
 
 THREE = ["FLUX.2-pro", "FLUX-1.1-pro", "FLUX.2-flex"]
@@ -32,7 +33,7 @@ async def snapshots(rt: Runtime, models: list[str], prompt: str = "a red kite ov
                     seed: int = 4242) -> list[tuple[float, list[int], int]]:
     """(elapsed, arrivals so far, images so far) at every yield."""
     seen = []
-    async for comp in compare.run_comparison(rt, prompt, models, shape, seed):
+    async for comp in compare_run.run_comparison(rt, prompt, models, shape, seed):
         seen.append((comp.elapsed, list(comp.arrivals), comp.images))
     return seen
 
@@ -48,41 +49,42 @@ async def snapshots(rt: Runtime, models: list[str], prompt: str = "a red kite ov
     ("x", "FLUX.2-pro", "you picked 0"),
 ])
 def test_selection_problems_are_named(prompt: str, models: object, expected: str | None) -> None:
-    problem = compare.selection_problem(prompt, models, list(MODELS))
+    problem = compare_run.selection_problem(prompt, models, list(MODELS))
     assert problem is None if expected is None else expected in str(problem)
 
 
 def test_six_models_are_too_many() -> None:
     six = [*MODELS, "FLUX.2-pro-copy"]
-    assert "you picked 6" in str(compare.selection_problem("x", six, six))
+    assert "you picked 6" in str(compare_run.selection_problem("x", six, six))
 
 
 def test_one_seed_is_picked_or_checked() -> None:
     rng = random.Random(1)
-    assert 0 <= compare.pick_seed(True, 5, rng) <= compare.RANDOM_SEED_MAX
-    assert compare.pick_seed(False, 77.0) == 77
-    assert compare.pick_seed(False, None, random.Random(2)) == random.Random(2).randint(0, compare.RANDOM_SEED_MAX)
+    assert 0 <= compare_run.pick_seed(True, 5, rng) <= compare_run.RANDOM_SEED_MAX
+    assert compare_run.pick_seed(False, 77.0) == 77
+    assert compare_run.pick_seed(False, None, random.Random(2)) == random.Random(2).randint(
+        0, compare_run.RANDOM_SEED_MAX)
     for bad in (-1, 1.5, 2**32, "7", True):
         with pytest.raises(ValueError, match="whole number"):
-            compare.pick_seed(False, bad)
+            compare_run.pick_seed(False, bad)
 
 
 @pytest.mark.parametrize("model", [m for m in MODELS if isinstance(MODELS[m].size, PixelSize)])
 def test_pixel_sizes_agree_with_the_text_to_image_presets(model: str) -> None:
     presets = {label.split()[0]: value for label, value in preset_sizes(MODELS[model])}
     for shape in SIZE_PRESETS:
-        params = compare.size_params(model, shape)
+        params = compare_run.size_params(model, shape)
         assert f"{params['width']}x{params['height']}" == presets[shape]
 
 
 def test_kontext_gets_the_aspect_ratio_itself() -> None:
-    assert compare.size_params("FLUX.1-Kontext-pro", "16:9") == {"aspect_ratio": "16:9"}
+    assert compare_run.size_params("FLUX.1-Kontext-pro", "16:9") == {"aspect_ratio": "16:9"}
 
 
 def test_a_saved_size_maps_to_the_nearest_shape() -> None:
-    assert compare.nearest_shape(1024, 1024) == "1:1"
-    assert compare.nearest_shape(1344, 768) == "16:9"
-    assert compare.nearest_shape(768, 1024) == "3:4"
+    assert compare_run.nearest_shape(1024, 1024) == "1:1"
+    assert compare_run.nearest_shape(1344, 768) == "16:9"
+    assert compare_run.nearest_shape(768, 1024) == "3:4"
 
 
 # --- running a comparison -------------------------------------------------------------------
@@ -113,7 +115,7 @@ async def test_results_arrive_in_completion_order_with_ticks_between(runtime: Ru
 
 async def test_each_model_gets_its_own_size_for_one_shape(runtime: Runtime) -> None:
     models = ["FLUX.2-pro", "FLUX-1.1-pro", "FLUX.1-Kontext-pro"]
-    comp = await compare.compare(runtime, "a tall lighthouse", models, "9:16", 9)
+    comp = await compare_run.compare(runtime, "a tall lighthouse", models, "9:16", 9)
     sizes = {s.model: s.generated.result.size for s in comp.slots if s.generated}
     assert sizes["FLUX.2-pro"] == (768, 1360)
     assert sizes["FLUX-1.1-pro"] == (640, 1152)
@@ -126,10 +128,10 @@ async def test_each_model_gets_its_own_size_for_one_shape(runtime: Runtime) -> N
 
 async def test_one_failure_stays_in_its_slot(runtime: Runtime) -> None:
     runtime.emulator.set_faults("FLUX.2-flex", [Fault("status", status=400, message="bad flex")])
-    comp = await compare.compare(runtime, "two boats", THREE, "1:1", 5)
+    comp = await compare_run.compare(runtime, "two boats", THREE, "1:1", 5)
     assert [s.generated is not None for s in comp.slots] == [True, True, False]
     assert comp.slots[2].error and comp.slots[2].generated is None
-    gallery, payload = compare.api_payload(comp)
+    gallery, payload = compare_view.api_payload(comp)
     assert [model for _, model in gallery] == ["FLUX.2-pro", "FLUX-1.1-pro"]
     flex = payload["results"][2]
     assert flex["model"] == "FLUX.2-flex" and flex["image_index"] is None and flex["error"]
@@ -138,7 +140,7 @@ async def test_one_failure_stays_in_its_slot(runtime: Runtime) -> None:
 
 async def test_closing_the_stream_ends_the_wait_and_keeps_what_was_sent(runtime: Runtime) -> None:
     latency(runtime, dict.fromkeys(THREE, 1.0))
-    stream = compare.run_comparison(runtime, "stopped early", THREE, "1:1", 3)
+    stream = compare_run.run_comparison(runtime, "stopped early", THREE, "1:1", 3)
     first = await anext(stream)
     assert first.arrivals == []
     await stream.aclose()  # what Gradio does when Stop cancels the event
@@ -150,35 +152,35 @@ async def test_closing_the_stream_ends_the_wait_and_keeps_what_was_sent(runtime:
 # --- what the page shows ----------------------------------------------------------------------
 
 async def test_every_frame_carries_every_finished_image(runtime: Runtime) -> None:
-    comp = await compare.compare(runtime, "three pears", THREE, "1:1", 12)
-    out = compare.frame(comp, blind_mode=True, fresh=set(), final=True)  # nothing new in this frame
-    m = compare.MAX_MODELS
+    comp = await compare_run.compare(runtime, "three pears", THREE, "1:1", 12)
+    out = compare_view.frame(comp, blind_mode=True, fresh=set(), final=True)  # nothing new in this frame
+    m = compare_run.MAX_MODELS
     images, captions, votes = out[4 + m: 4 + 2 * m], out[4 + 2 * m: 4 + 3 * m], out[4 + 3 * m: 4 + 4 * m]
     assert [img["value"] for img in images[:3]] == [s.generated.path for s in comp.slots]
     assert [img["label"] for img in images[:3]] == ["Image A", "Image B", "Image C"]
     assert not any("FLUX" in c for c in captions) and "Which is best?" in out[0]
     assert [v["visible"] for v in votes] == [True, True, True, False, False]
     assert out[3]["blind"] is True and [v["model"] for v in out[3]["views"]] == THREE
-    plain = compare.frame(comp, blind_mode=False, fresh=set(), final=True)
+    plain = compare_view.frame(comp, blind_mode=False, fresh=set(), final=True)
     assert "FLUX.2 [pro]" in plain[4 + 2 * m] and not any(v["visible"] for v in plain[4 + 3 * m: 4 + 4 * m])
 
 
 def test_stop_marks_only_the_waiting_slots(tmp_path: Path) -> None:
     state = {"blind": False, "views": views(tmp_path)}
     state["views"][2] = {**state["views"][2], "path": None}  # C was still waiting
-    status, stop, *captions = compare.stopped(state)
+    status, stop, *captions = compare_view.stopped(state)
     assert "may still finish" in status and stop["visible"] is False
     assert "stopped" in captions[2] and captions[0] == captions[1] == {"__type__": "update"}
 
 def test_slot_status_says_what_it_waits_for() -> None:
     from flux_ui.client.core import ProgressEvent
 
-    slot = compare.Slot("FLUX.2-pro")
-    assert compare.slot_status(slot, 0.2) == "⏳ starting · 0.2 s"
+    slot = compare_run.Slot("FLUX.2-pro")
+    assert compare_view.slot_status(slot, 0.2) == "⏳ starting · 0.2 s"
     slot.event = ProgressEvent("paced", "", 1, 0.1, 2.0)
-    assert compare.slot_status(slot, 1.0) == "⏳ waiting for quota · 1.0 s"
+    assert compare_view.slot_status(slot, 1.0) == "⏳ waiting for quota · 1.0 s"
     slot.event = ProgressEvent("sent", "", 1, 0.3)
-    assert compare.slot_status(slot, 3.24) == "⏳ generating · 3.2 s"
+    assert compare_view.slot_status(slot, 3.24) == "⏳ generating · 3.2 s"
 
 
 def views(tmp_path: Path) -> list[dict[str, object]]:
@@ -197,28 +199,28 @@ def views(tmp_path: Path) -> list[dict[str, object]]:
 
 def test_blind_captions_hide_the_model_until_revealed(tmp_path: Path) -> None:
     v = views(tmp_path)
-    hidden = compare.caption_text(v[0], blind=True, revealed=False)
+    hidden = compare_view.caption_text(v[0], Blindness.HIDDEN)
     assert "FLUX" not in hidden and "Image A" in hidden
-    assert "FLUX.2 [pro]" in compare.caption_text(v[0], blind=True, revealed=True)
-    assert "FLUX.2 [pro]" in compare.caption_text(v[0], blind=False, revealed=False)
-    assert compare.pick_choices(v, True, False) == [("Image A", 0), ("Image C", 2)]
+    assert "FLUX.2 [pro]" in compare_view.caption_text(v[0], Blindness.REVEALED)
+    assert "FLUX.2 [pro]" in compare_view.caption_text(v[0], Blindness.OPEN)
+    assert compare_view.pick_choices(v, Blindness.HIDDEN) == [("Image A", 0), ("Image C", 2)]
 
 
 def test_the_slider_takes_two_ready_results(tmp_path: Path) -> None:
     v = views(tmp_path)
-    assert compare.slider_value(v, 0, 2) == (v[0]["path"], v[2]["path"])
-    assert compare.slider_value(v, 0, 1) is None  # B failed
-    assert compare.slider_value(None, 0, 2) is None and compare.slider_value(v, 0, 9) is None
+    assert compare_view.slider_value(v, 0, 2) == (v[0]["path"], v[2]["path"])
+    assert compare_view.slider_value(v, 0, 1) is None  # B failed
+    assert compare_view.slider_value(None, 0, 2) is None and compare_view.slider_value(v, 0, 9) is None
 
 
 def test_settling_the_picks_keeps_the_persons_choice(tmp_path: Path) -> None:
     state = {"views": views(tmp_path)}
-    left, right, slider, hint = compare.settle_picks(state, 2, 0)
+    left, right, slider, hint = compare_view.settle_picks(state, 2, 0)
     assert (left["value"], right["value"]) == (2, 0) and slider["visible"] and not hint["visible"]
-    left, right, slider, _ = compare.settle_picks(state, None, 1)  # nothing picked, or a failed slot
+    left, right, slider, _ = compare_view.settle_picks(state, None, 1)  # nothing picked, or a failed slot
     assert (left["value"], right["value"]) == (0, 2) and slider["value"] == (state["views"][0]["path"],
                                                                                state["views"][2]["path"])
-    *_, slider, hint = compare.settle_picks({"views": state["views"][:2]}, 0, 1)
+    *_, slider, hint = compare_view.settle_picks({"views": state["views"][:2]}, 0, 1)
     assert slider["visible"] is False and hint["visible"] is True  # only one image: no slider
 
 
@@ -228,7 +230,7 @@ def test_a_blind_vote_is_counted_once_and_reveals_the_names(tmp_path: Path) -> N
     out = compare.vote(tally, 2, state)
     assert "C: FLUX.2 [flex]" in out[0]
     assert out[1]["voted"] is True
-    captions = out[2 + compare.MAX_MODELS: 2 + 2 * compare.MAX_MODELS]
+    captions = out[2 + compare_run.MAX_MODELS: 2 + 2 * compare_run.MAX_MODELS]
     assert "FLUX.2 [pro]" in captions[0] and "your pick" in captions[2] and "your pick" not in captions[0]
     assert {s.model: (s.wins, s.shown) for s in tally.standings()} == {"FLUX.2-flex": (1, 1), "FLUX.2-pro": (0, 1)}
     assert "| FLUX.2 [flex] | 1 | 1 | 100% |" in out[-1]
@@ -239,13 +241,13 @@ def test_a_blind_vote_is_counted_once_and_reveals_the_names(tmp_path: Path) -> N
 
 
 def test_the_tally_table_has_an_empty_state(tmp_path: Path) -> None:
-    assert "No blind votes yet" in compare.tally_table(Tally(tmp_path))
+    assert "No blind votes yet" in compare_view.tally_table(Tally(tmp_path))
 
 
 # --- reuse settings from History ------------------------------------------------------------
 
 async def test_apply_loads_prompt_seed_shape_and_the_compared_models(runtime: Runtime) -> None:
-    comp = await compare.compare(runtime, "a copper kettle", ["FLUX.2-pro", "FLUX.1-Kontext-pro"], "16:9", 31)
+    comp = await compare_run.compare(runtime, "a copper kettle", ["FLUX.2-pro", "FLUX.1-Kontext-pro"], "16:9", 31)
     with gr.Blocks() as demo:
         handle = compare.build(TabContext(runtime, demo))
     assert (handle.tab_id, handle.name) == ("compare", "compare")
@@ -257,5 +259,5 @@ async def test_apply_loads_prompt_seed_shape_and_the_compared_models(runtime: Ru
 
     other = {"tab": "text-to-image", "model": "FLUX-1.1-pro", "prompt": "a fox", "seed": 8, "size": [1024, 768]}
     prompt, models, shape, _, seed = handle.apply(other)
-    assert "FLUX-1.1-pro" in models["value"] and 2 <= len(models["value"]) <= compare.MAX_MODELS
+    assert "FLUX-1.1-pro" in models["value"] and 2 <= len(models["value"]) <= compare_run.MAX_MODELS
     assert shape["value"] == "4:3" and seed["value"] == 8

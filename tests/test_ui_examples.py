@@ -18,7 +18,7 @@ from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
 from flux_ui.ui import build_demo, examples
-from flux_ui.ui.compare import MAX_MODELS, MIN_MODELS
+from flux_ui.ui.compare_run import MAX_MODELS, MIN_MODELS
 from flux_ui.ui.controls import SIZE_PRESETS
 
 ENDPOINTS = {"/generate", "/edit", "/kontext", "/compare", "/history"}

@@ -13,19 +13,10 @@ import pytest
 from conftest import SAMPLES
 from flux_ui.history import Entry
 from flux_ui.runtime import Runtime
-from flux_ui.ui import handlers, history_tab, text_to_image
+from flux_ui.ui import handlers, history_listing, text_to_image
 from flux_ui.ui.common import TabContext, TabHandle
-from flux_ui.ui.history_tab import (
-    EMPTY,
-    NO_SETTINGS,
-    NOT_AN_IMAGE,
-    api_entries,
-    caption_of,
-    details_of,
-    listing,
-    reuse_updates,
-    settings_in_file,
-)
+from flux_ui.ui.history_listing import EMPTY, api_entries, caption_of, details_of, listing
+from flux_ui.ui.history_reuse import NO_SETTINGS, NOT_AN_IMAGE, reuse_updates, settings_in_file
 from flux_ui.ui.text import inert
 
 
@@ -207,12 +198,12 @@ def test_a_plain_photo_or_a_non_image_is_named(tmp_path: Path) -> None:
 
 
 def test_a_snapped_size_shows_what_was_asked() -> None:
-    text = history_tab.readable_params("FLUX-1.1-pro", {"width": 1000, "height": 770, "seed": 3}, (992, 768))
+    text = history_listing.readable_params("FLUX-1.1-pro", {"width": 1000, "height": 770, "seed": 3}, (992, 768))
     assert text == "Width **1000** · Height **770**"
-    assert history_tab.readable_params("FLUX-1.1-pro", {}, None) == "the model's defaults"
+    assert history_listing.readable_params("FLUX-1.1-pro", {}, None) == "the model's defaults"
 
 
 def test_tab_labels_come_from_the_tabs() -> None:
     handles = [TabHandle("t2i", "text-to-image")]
-    assert history_tab.tab_label("text-to-image", handles, {"t2i": "Text to image"}) == "Text to image"
-    assert history_tab.tab_label("compare", handles, {}) == "Compare"
+    assert history_listing.tab_label("text-to-image", handles, {"t2i": "Text to image"}) == "Text to image"
+    assert history_listing.tab_label("compare", handles, {}) == "Compare"

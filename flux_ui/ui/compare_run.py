@@ -1,0 +1,251 @@
+"""Running one comparison: the choice checked, one request per model sent at once, results as they arrive.
+
+Each model gets its own asyncio task through the shared client, so every request waits only
+in its own deployment's pacing. Everything here takes and returns plain values; what the page
+shows for a comparison is :mod:`flux_ui.ui.compare_view`, the tab itself :mod:`flux_ui.ui.compare`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flux_ui.client.core import ProgressEvent
+from flux_ui.client.errors import FluxError, ValidationError
+from flux_ui.client.validation import GenerationRequest, finite
+from flux_ui.history import History
+from flux_ui.registry import MODELS, AspectRatioSize, PixelSize, parse_aspect_ratio
+from flux_ui.runtime import Runtime
+from flux_ui.ui import handlers, progress
+from flux_ui.ui.common import flag
+from flux_ui.ui.controls import SIZE_PRESETS
+
+TAB = "compare"
+MIN_MODELS, MAX_MODELS = 2, 5
+DEFAULT_PICKS = 3
+#: The seed flux-ui picks when asked to randomize: the range the client itself draws from.
+RANDOM_SEED_MAX = 2**31 - 1
+SEED_LIMIT = 2**32 - 1
+
+
+# --- what to send ---------------------------------------------------------------------------
+
+def comparable_models(models: Sequence[str]) -> list[str]:
+    """The deployed models that can make an image from a prompt alone."""
+    return [m for m in models if m in MODELS and MODELS[m].text_to_image]
+
+
+def selection_problem(prompt: Any, models: Any, available: Sequence[str]) -> str | None:
+    """Why this comparison cannot be sent, said so the person can fix it; None when it can."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "The prompt is empty. Write a prompt first: every model gets the same one."
+    items = list(models) if isinstance(models, list | tuple) else []
+    unknown = [m for m in items if not isinstance(m, str) or m not in available]  # before hashing: [[…]] is bad
+    if unknown:
+        return f"{', '.join(map(str, unknown))} cannot be compared here; choose from {', '.join(available)}."
+    picked = list(dict.fromkeys(items))
+    if not MIN_MODELS <= len(picked) <= MAX_MODELS:
+        return f"Pick {MIN_MODELS} to {MAX_MODELS} models to compare (you picked {len(picked)})."
+    return None
+
+
+def pick_seed(randomize: bool, seed: Any, rng: random.Random | None = None) -> int:
+    """The one seed every model gets: a fresh one, or the person's own (checked)."""
+    if randomize or seed is None or seed == "":
+        return (rng or random.SystemRandom()).randint(0, RANDOM_SEED_MAX)
+    number = seed if isinstance(seed, int | float) and not isinstance(seed, bool) else None
+    if number is None or not finite(number) or number != int(number) or not 0 <= number <= SEED_LIMIT:
+        raise ValueError(f"The seed must be a whole number from 0 to {SEED_LIMIT}; got {seed!r}.")
+    return int(number)
+
+
+def pixel_size(rule: PixelSize, ratio: tuple[int, int]) -> tuple[int, int]:
+    """A shape on the model's grid at about its default area, as the text-to-image presets make it."""
+    target, m = rule.default[0] * rule.default[1], rule.multiple
+    w = int((target * ratio[0] / ratio[1]) ** 0.5) // m * m
+    h = int((target * ratio[1] / ratio[0]) ** 0.5) // m * m
+    if rule.max_side and max(w, h) > rule.max_side:
+        scale = rule.max_side / max(w, h)
+        w, h = int(w * scale) // m * m, int(h * scale) // m * m
+    return max(w, rule.min_side), max(h, rule.min_side)
+
+
+def size_params(model_id: str, shape: str) -> dict[str, Any]:
+    """The size parameters that give this model this shape: width/height, or Kontext's aspect_ratio."""
+    rule = MODELS[model_id].size
+    if isinstance(rule, AspectRatioSize):
+        return {"aspect_ratio": shape}
+    ratio = parse_aspect_ratio(shape)
+    assert ratio is not None, "the shape is checked before sizes are worked out"
+    w, h = pixel_size(rule, ratio)
+    return {"width": w, "height": h}
+
+
+def shape_problem(shape: Any) -> str | None:
+    if isinstance(shape, str) and parse_aspect_ratio(shape) is not None:
+        return None
+    return f"The shape must be a width:height ratio such as 1:1 or 16:9; got {shape!r}."
+
+
+def request_problems(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int) -> str | None:
+    """Why not one of these requests can be sent, said before any is; None when at least one can.
+
+    A model that refuses alone (Kontext and a 1:4 shape) fails in its own slot while the others
+    run; when every model would refuse, the comparison is refused whole, so its message says why.
+    """
+    refused: dict[str, list[str]] = {}
+    for model in models:
+        try:
+            params = {"seed": seed, **size_params(model, shape)}
+            runtime.client.validate(GenerationRequest(model, prompt, params=params))
+        except ValidationError as err:
+            refused.setdefault(str(err), []).append(MODELS[model].display_name)
+    if sum(map(len, refused.values())) < len(models):
+        return None
+    if len(refused) == 1:
+        return next(iter(refused))  # the same problem everywhere (an empty prompt, a control character)
+    return "Nothing was sent: every model refused. " + " ".join(
+        f"{' and '.join(names)}: {message}" for message, names in refused.items())
+
+
+def prepare_comparison(runtime: Runtime, available: Sequence[str], prompt: Any, models: Any, shape: Any,
+                       randomize_seed: Any, seed: Any) -> tuple[list[str], int]:
+    """The models, in order and once each, and the seed for a comparison that can be sent; ValidationError if not."""
+    problem = selection_problem(prompt, models, available) or shape_problem(shape)
+    if problem:
+        raise ValidationError(problem)
+    try:
+        used_seed = pick_seed(flag("randomize_seed", randomize_seed, True), seed)
+    except ValueError as err:
+        raise ValidationError(str(err), field="seed") from None
+    order = list(dict.fromkeys(models))
+    problem = request_problems(runtime, prompt, order, shape, used_seed)
+    if problem:
+        raise ValidationError(problem)
+    return order, used_seed
+
+
+# --- sending it ---------------------------------------------------------------------------------
+
+@dataclass
+class Slot:
+    """One model's part in a comparison, filled in as its request goes."""
+
+    model: str
+    event: ProgressEvent | None = None
+    generated: handlers.Generated | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.generated is not None or self.error is not None
+
+
+@dataclass
+class Comparison:
+    """A running (then finished) comparison; ``arrivals`` lists slot indices as they finished."""
+
+    prompt: str
+    seed: int
+    shape: str
+    slots: list[Slot]
+    elapsed: float = 0.0
+    arrivals: list[int] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return len(self.arrivals) == len(self.slots)
+
+    @property
+    def images(self) -> int:
+        return sum(s.generated is not None for s in self.slots)
+
+
+async def run_comparison(runtime: Runtime, prompt: str, models: Sequence[str], shape: str,
+                         seed: int) -> AsyncIterator[Comparison]:
+    """Send one request per model at once; yield the comparison whenever one finishes, and every tick.
+
+    The same object is yielded each time, updated in place. Closing the generator (the Stop
+    button) cancels every request still waiting.
+    """
+    start = time.monotonic()
+    comp = Comparison(prompt, seed, shape, [Slot(m) for m in models])
+
+    async def one(index: int) -> None:
+        slot = comp.slots[index]
+        params = {"seed": seed, **size_params(slot.model, shape)}
+        try:
+            slot.generated = await handlers.generate(runtime, slot.model, prompt, params, tab=TAB,
+                                                     on_event=lambda e: setattr(slot, "event", e))
+        except FluxError as err:
+            slot.error = str(err)
+        comp.arrivals.append(index)
+
+    pending = {asyncio.create_task(one(i)) for i in range(len(models))}
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=progress.TICK_S, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a bug (not a FluxError) surfaces instead of hanging a slot
+            comp.elapsed = time.monotonic() - start
+            yield comp
+    finally:
+        for task in pending:
+            task.cancel()
+
+
+async def compare(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int) -> Comparison:
+    """The whole comparison at once (the API's way): the same requests, without the ticks."""
+    last = Comparison(prompt, seed, shape, [])
+    async for comp in run_comparison(runtime, prompt, models, shape, seed):
+        last = comp
+    return last
+
+
+# --- settings saved by an earlier comparison ------------------------------------------------------
+
+def compared_with(history: History, settings: Mapping[str, Any], available: Sequence[str]) -> list[str]:
+    """The models compared alongside a saved image (same prompt and seed, made in this tab)."""
+    prompt, seed = settings.get("prompt"), settings.get("seed")
+    if settings.get("tab") != TAB or not isinstance(prompt, str) or not prompt:
+        return []
+    same = {e.model for e in history.list(text=prompt, limit=100) if e.tab == TAB and e.prompt == prompt
+            and e.seed == seed}
+    return [m for m in available if m in same][:MAX_MODELS]
+
+
+def reused_models(history: History, settings: Mapping[str, Any], available: Sequence[str]) -> list[str] | None:
+    """The models to tick for a saved image: its own and those it was compared with (or the first few
+    others); None when its model cannot be compared here."""
+    model_id = settings.get("model")
+    if model_id not in available:
+        return None
+    together = compared_with(history, settings, available)
+    if len(together) < MIN_MODELS:
+        together = [model_id, *[m for m in available[:DEFAULT_PICKS] if m != model_id]]
+    return [m for m in available if m in together or m == model_id][:MAX_MODELS]
+
+
+def nearest_shape(width: int, height: int) -> str:
+    """The preset closest to a saved image's proportions (for "reuse settings")."""
+    def distance(shape: str) -> float:
+        w, h = parse_aspect_ratio(shape) or (1, 1)
+        return abs(math.log(width / height) - math.log(w / h))
+    return min(SIZE_PRESETS, key=distance)
+
+
+def saved_shape(settings: Mapping[str, Any]) -> str:
+    """The shape a saved image was made at: its aspect ratio, or the preset nearest its size."""
+    params = settings.get("params") or {}
+    ratio = params.get("aspect_ratio") if isinstance(params, Mapping) else None
+    if isinstance(ratio, str) and ratio in SIZE_PRESETS:
+        return ratio
+    size = settings.get("size")
+    if isinstance(size, list | tuple) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+        return nearest_shape(size[0], size[1])
+    return "1:1"
