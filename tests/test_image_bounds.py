@@ -25,7 +25,7 @@ from PIL import Image, ImageFile
 
 from flux_ui import images
 from flux_ui.client.errors import ReferenceImageError
-from flux_ui.images import prepare_reference, prepare_references, read_metadata
+from flux_ui.images import memory, prepare_reference, prepare_references, read_metadata
 from flux_ui.registry import FOUR_MP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,14 +276,14 @@ async def test_three_ten_reference_edits_decode_at_most_the_cap_at_once(monkeypa
 
 
 async def test_the_cap_is_a_module_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images, "DECODE_SLOTS", 1)
+    monkeypatch.setattr(memory, "DECODE_SLOTS", 1)
     probe = DecodeProbe(monkeypatch)
     await _three_edits(4)
     assert probe.most == 1
 
 
 async def test_decodes_over_the_memory_budget_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images, "DECODE_BUDGET_BYTES", 1)  # every decode is "too big" to share
+    monkeypatch.setattr(memory, "DECODE_BUDGET_BYTES", 1)  # every decode is "too big" to share
     probe = DecodeProbe(monkeypatch)
     await _three_edits(4)
     assert probe.most == 1
@@ -294,5 +294,5 @@ def test_a_failed_decode_gives_its_slot_back() -> None:
     damaged = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"not zlib") + _chunk(b"IEND", b"")
     with pytest.raises(ReferenceImageError, match="damaged"):
         prepare_reference(damaged, index=1, max_pixels=FOUR_MP)
-    gate = images._DECODE_GATE
+    gate = memory.DECODE_GATE
     assert (gate.running, gate.held) == (0, 0)

@@ -19,7 +19,6 @@ import pytest
 from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, ImageStat
 
 from conftest import SAMPLES
-from flux_ui import images
 from flux_ui.client.errors import ReferenceImageError
 from flux_ui.images import (
     MAX_REFERENCE_BYTES,
@@ -29,6 +28,7 @@ from flux_ui.images import (
     prepare_reference,
     prepare_references,
     read_metadata,
+    references,
 )
 from flux_ui.registry import FOUR_MP
 
@@ -473,14 +473,14 @@ async def test_prepare_references_runs_in_worker_threads_at_once(monkeypatch: py
     # The barrier only opens when four calls are inside it together: proof without timing.
     barrier = threading.Barrier(4, timeout=10)
     threads: set[int] = set()
-    real = images.prepare_reference
+    real = references.prepare_reference
 
     def waiting(data: bytes, *, index: int, max_pixels: int | None, multiple: int = 16) -> PreparedImage:
         threads.add(threading.get_ident())
         barrier.wait()
         return real(data, index=index, max_pixels=max_pixels, multiple=multiple)
 
-    monkeypatch.setattr(images, "prepare_reference", waiting)
+    monkeypatch.setattr(references, "prepare_reference", waiting)
     data = [encode(Image.new("RGB", (32 * (i + 1), 32), RED), "PNG") for i in range(4)]
     prepared = await prepare_references(data, max_pixels=FOUR_MP)
     assert [p.width for p in prepared] == [32, 64, 96, 128]
