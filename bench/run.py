@@ -19,13 +19,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import big_references, fanout, load, overhead, pacing, references, startup
+from bench import big_references, burst_load, fanout, load, overhead, pacing, references, startup
 from bench.common import Row, table
 
 SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "overhead": overhead.run,
     "fanout": fanout.run,
     "pacing": pacing.run,
+    "burst_load": burst_load.run,
     "references": references.run,
     "big_references": big_references.run,
     "load": load.run,

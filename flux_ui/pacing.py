@@ -4,15 +4,40 @@ The service enforces its requests-per-minute quota over short windows, so a burs
 refused well below the per-minute figure (contract §2). flux-ui therefore turns an RPM
 tier into a short sliding window (:meth:`Quota.from_rpm`) and paces every request through
 it. The emulator enforces quotas with the same :class:`SlidingWindow`, so the two agree.
+
+The service counts a request when it *arrives*, and on a busy machine that is a varying time
+after the pacer granted its slot (the event loop, connection setup, writing the body). Two
+arrivals can then be closer than the slots were: the earlier one late, the later one early.
+So a caller that can tell when its request has left calls :func:`mark_sent` (or passes
+:func:`trace_sends` as httpx's ``trace`` extension): the slot is then held until that moment
+and stamped with it. What comes after the send stays unseen, so the margin a slot is kept
+past its window grows with the scheduling delay measured lately (:class:`AdaptiveMargin`,
+:class:`SchedulingProbe`), within bounds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
+import math
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Protocol
+
+#: A slot granted and not marked sent within this long is taken as sent at its last stamp
+#: (its request failed before sending, or its task moved on); it stops holding the window.
+HOLD_LIMIT_S = 60.0
+#: The adaptive margin never exceeds this share of the window, nor this many seconds.
+MAX_MARGIN_SHARE = 0.25
+MAX_MARGIN_S = 2.0
+#: The part of a request's way the client cannot see takes a few turns of the scheduler
+#: (read, parse, hand to a worker, count): the margin is this many measured delays.
+DELAY_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +107,16 @@ class SlidingWindow:
         self._expire(now)
         self._sent.append(now)
 
+    def restamp(self, old: float, new: float) -> None:
+        """Move one recorded send from ``old`` to ``new``, keeping the times in order.
+
+        The pacer records a slot when it grants it and moves it to when the request really
+        left; if ``old`` already left the window, ``new`` is simply recorded.
+        """
+        with contextlib.suppress(ValueError):
+            self._sent.remove(old)
+        bisect.insort(self._sent, new)
+
     def block_until(self, until: float) -> None:
         """Hold every request back until ``until`` (the service said to wait)."""
         self._blocked_until = max(self._blocked_until, until)
@@ -91,15 +126,26 @@ class Pacer:
     """Paces one deployment's requests, first come first served.
 
     ``acquire`` waits for a slot and claims it; waiters queue behind one lock, so a burst
-    leaves in order, spread over the window instead of all at once.
+    leaves in order, spread over the window instead of all at once. Once the caller marks
+    its sends (:func:`mark_sent`), a granted slot is held until its request has left and is
+    stamped with that moment; a caller that never marks keeps slots stamped at the grant.
+    Either way the margin follows the scheduling delay measured lately (:class:`AdaptiveMargin`).
     """
 
     def __init__(self, quota: Quota, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
-        self.window = SlidingWindow(quota, margin_s=pacing_margin(quota))
+                 sleep: Callable[[float], object] = asyncio.sleep, *, hold_limit_s: float = HOLD_LIMIT_S,
+                 probe: DelaySource | None = None) -> None:
+        if probe is None and clock is time.monotonic:
+            probe = PROCESS_PROBE  # its samples are on the real clock: only for a pacer on it too
+        cap = max_margin(quota)
+        self.margin = AdaptiveMargin(pacing_margin(quota), cap, horizon_s=quota.window_s + cap, probe=probe)
+        self.window = SlidingWindow(quota, margin_s=self.margin.base_s)
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
+        self._pending: list[_Reservation] = []
+        self._hold_limit_s = hold_limit_s
+        self.marks_sends = False  # set by the first mark: from then on, unsent slots are held
         self.waiting = 0
 
     @property
@@ -107,14 +153,20 @@ class Pacer:
         return self.window.quota
 
     async def acquire(self) -> float:
-        """Wait for a slot, claim it, and return the seconds spent waiting."""
+        """Wait for a slot, claim it, and return the seconds spent waiting.
+
+        The slot is this task's until :func:`mark_sent`; a task's next ``acquire`` lets its
+        previous, unmarked slot go as it stands.
+        """
+        _let_go(_current.get())
+        self.margin.keep_measuring()
         start = self._clock()
         self.waiting += 1
         try:
             async with self._lock:
-                while (wait := self.window.wait_time(self._clock())) > 0:
+                while (wait := self._wait_time(self._clock())) > 0:
                     await self._sleep(wait)  # type: ignore[misc]
-                self.window.record(self._clock())
+                self._reserve(self._clock())
         finally:
             self.waiting -= 1
         return self._clock() - start
@@ -125,17 +177,210 @@ class Pacer:
 
     def status(self) -> PacerStatus:
         now = self._clock()
+        wait = self._wait_time(now)
         return PacerStatus(
             quota=self.quota,
             available=self.window.available(now),
-            next_slot_in=self.window.wait_time(now),
+            next_slot_in=wait,
             waiting=self.waiting,
         )
 
+    def _wait_time(self, now: float) -> float:
+        self._hold_unsent(now)
+        self.window.margin_s = self.margin.value(now)
+        return self.window.wait_time(now)
+
+    def _reserve(self, now: float) -> None:
+        self.window.record(now)
+        reservation = _Reservation(self, now, now, asyncio.current_task())
+        self._pending.append(reservation)
+        _current.set(reservation)
+
+    def _hold_unsent(self, now: float) -> None:
+        """A slot granted and not yet sent counts as sent now: it cannot free before it has left."""
+        for res in list(self._pending):
+            if (res.task is not None and res.task.done()) or now - res.slot_s > self._hold_limit_s:
+                self._pending.remove(res)  # abandoned: it keeps its last stamp
+            elif self.marks_sends and res.stamp_s < now:
+                self.window.restamp(res.stamp_s, now)
+                res.stamp_s = now
+
+    def _sent(self, reservation: _Reservation) -> None:
+        if reservation.sent:
+            return  # marked already (from a task that inherited this one's context, say)
+        now = self._clock()
+        if reservation in self._pending:
+            self._pending.remove(reservation)
+        self.window.restamp(reservation.stamp_s, now)
+        reservation.stamp_s, reservation.sent = now, True
+        self.marks_sends = True
+        self.margin.observe(now, now - reservation.slot_s)
+
+
+@dataclass(eq=False)
+class _Reservation:
+    """A granted slot: when it was granted, and where it stands in the window now."""
+
+    pacer: Pacer
+    slot_s: float
+    stamp_s: float
+    task: asyncio.Task[object] | None = field(repr=False)
+    sent: bool = False
+
+
+#: The slot the current task was granted last and has not yet marked sent.
+_current: ContextVar[_Reservation | None] = ContextVar("flux_ui_pacing_slot", default=None)
+
+
+def _let_go(reservation: _Reservation | None) -> None:
+    """Stop holding a slot that was never marked sent; it keeps the stamp it has."""
+    _current.set(None)
+    if reservation is not None and reservation in reservation.pacer._pending:
+        reservation.pacer._pending.remove(reservation)
+
+
+def mark_sent() -> None:
+    """The request for this task's last granted slot has left now (later calls do nothing).
+
+    Call it where the bytes go out; ``acquire`` and ``mark_sent`` run in the same task, so
+    no ticket has to be handed from one to the other.
+    """
+    reservation = _current.get()
+    if reservation is not None:
+        _current.set(None)
+        reservation.pacer._sent(reservation)
+
+
+async def trace_sends(event: str, info: Mapping[str, object]) -> None:
+    """An httpx ``trace`` extension that marks the request sent once its body is written.
+
+    Pass ``extensions={"trace": trace_sends}`` with the generation request: the moment
+    covers connecting and uploading, which are the delays that grow on a busy machine.
+    """
+    if event.endswith(".send_request_body.complete"):
+        mark_sent()
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class DelaySource(Protocol):
+    """Somewhere the margin reads the scheduling delay from (a :class:`SchedulingProbe`, or a test's)."""
+
+    def keep_alive(self) -> None: ...
+
+    def recent(self, horizon_s: float, quantile: float) -> float: ...
+
+
+class SchedulingProbe:
+    """How late a thread that asks to wake every ``period_s`` wakes: this process's scheduling delay.
+
+    That lateness is what CPU contention (other processes, the GIL) does to everything in
+    the process at that moment, including what the pacer cannot see: an in-process
+    emulator reading a request, the event loop finishing a send. The probe runs only while
+    pacers keep asking (:meth:`keep_alive`), and stops ``idle_s`` after the last ask.
+    """
+
+    def __init__(self, period_s: float = 0.02, idle_s: float = 30.0, keep: int = 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s = period_s
+        self.idle_s = idle_s
+        self._clock = clock
+        self._samples: deque[tuple[float, float]] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self._until = 0.0
+        self._running = False
+
+    def keep_alive(self) -> None:
+        """Measure for at least ``idle_s`` more (starts the probe's thread if it is not running)."""
+        with self._lock:
+            self._until = self._clock() + self.idle_s
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="flux-ui-pacing-probe", daemon=True).start()
+
+    def record(self, at_s: float, late_s: float) -> None:
+        with self._lock:
+            self._samples.append((at_s, max(0.0, late_s)))
+
+    def recent(self, horizon_s: float, quantile: float) -> float:
+        """The ``quantile`` of the lateness measured in the last ``horizon_s`` (0 when none)."""
+        since = self._clock() - horizon_s
+        with self._lock:
+            values = [late for at, late in self._samples if at >= since]
+        return _quantile(values, quantile)
+
+    def _run(self) -> None:
+        last = self._clock()
+        while True:
+            time.sleep(self.period_s)
+            now = self._clock()
+            self.record(now, now - last - self.period_s)
+            last = now
+            with self._lock:
+                if now > self._until:
+                    self._running = False
+                    return
+
+
+#: One probe for the process: the scheduling delay is the same for every pacer in it.
+PROCESS_PROBE = SchedulingProbe()
+
+
+class AdaptiveMargin:
+    """How long past its window a slot is kept: the base, or a few recent scheduling delays.
+
+    With sends marked, slots are stamped when their request has left, so the delay before
+    the send costs nothing; what the margin must cover is the part after it, which the
+    client cannot see (the network, the service or emulator reading the request). The base
+    covers an idle machine's. On a busy one that part grows with the scheduling delay, which
+    the pacer measures two ways: each slot's delay to its send, and a :class:`SchedulingProbe`.
+    The margin is ``factor`` times a high quantile of what was measured within the last
+    ``horizon_s`` (a window and the cap: the slots still held), never below the base nor
+    above ``cap_s``; as old delays roll out, it shrinks back with the load.
+    """
+
+    def __init__(self, base_s: float, cap_s: float, horizon_s: float, *, factor: float = DELAY_FACTOR,
+                 quantile: float = 0.99, probe: DelaySource | None = None) -> None:
+        self.base_s = base_s
+        self.cap_s = max(cap_s, base_s)
+        self.horizon_s = horizon_s
+        self.factor = factor
+        self.quantile = quantile
+        self.probe = probe
+        self._sends: deque[tuple[float, float]] = deque(maxlen=256)
+
+    def observe(self, at_s: float, delay_s: float) -> None:
+        """A slot granted ``delay_s`` before its send at ``at_s`` (the pacer's clock)."""
+        self._sends.append((at_s, max(0.0, delay_s)))
+
+    def keep_measuring(self) -> None:
+        if self.probe is not None:
+            self.probe.keep_alive()
+
+    def recent_delay_s(self, now_s: float) -> float:
+        """The quantile of the delays measured within the horizon, sends and probe alike."""
+        sends = [d for at, d in self._sends if at >= now_s - self.horizon_s]
+        probed = self.probe.recent(self.horizon_s, self.quantile) if self.probe is not None else 0.0
+        return max(_quantile(sends, self.quantile), probed)
+
+    def value(self, now_s: float) -> float:
+        return min(self.cap_s, max(self.base_s, self.factor * self.recent_delay_s(now_s)))
+
 
 def pacing_margin(quota: Quota) -> float:
-    """How long past its window flux-ui keeps a slot: 5 % of the window, within 0.1–0.5 s."""
+    """The base margin a slot is kept past its window: 5 % of the window, within 0.1–0.5 s."""
     return min(0.5, max(0.1, 0.05 * quota.window_s))
+
+
+def max_margin(quota: Quota) -> float:
+    """The most the adaptive margin may reach: a quarter of the window, at most 2 s."""
+    return min(MAX_MARGIN_S, MAX_MARGIN_SHARE * quota.window_s)
 
 
 @dataclass(frozen=True)

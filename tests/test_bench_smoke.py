@@ -124,3 +124,10 @@ def test_big_references_quick() -> None:
     assert _by_measure(rows, "memory above idle after").met is True
     assert _by_measure(rows, "metadata bomb").met is True
     assert 0 < _by_measure(rows, "one edit: peak memory above idle").value < 2000
+
+
+def test_burst_under_load_quick() -> None:
+    rows = bench_run.run(["burst_load"], quick=True)
+    assert _by_measure(rows, "429 responses").met is True and _by_measure(rows, "429 responses").value == 0
+    assert _by_measure(rows, "failed requests").value == 0
+    _sane_ratio(_by_measure(rows, "total vs quota floor"))

@@ -19,7 +19,13 @@ import httpx
 
 from flux_ui.client.auth import Auth
 from flux_ui.client.deadline import Click, wait_for_slot
-from flux_ui.client.errors import (
+from flux_ui.client.events import Progress
+from flux_ui.client.failures import AttemptFailed, billed_by, gave_up
+from flux_ui.client.results import ResultFetcher
+from flux_ui.client.retry import Failure, RetryDecision, decide_retry, parse_retry_after
+from flux_ui.client.validation import ValidatedRequest
+from flux_ui.client.wire import Answer, WireRequest, error_from_response, parse_answer
+from flux_ui.errors import (
     ContentRefusedError,
     FluxError,
     MalformedResponseError,
@@ -28,14 +34,8 @@ from flux_ui.client.errors import (
     ServiceError,
     ServiceTimeoutError,
 )
-from flux_ui.client.events import Progress
-from flux_ui.client.failures import AttemptFailed, billed_by, gave_up
-from flux_ui.client.results import ResultFetcher
-from flux_ui.client.retry import Failure, RetryDecision, decide_retry, parse_retry_after
-from flux_ui.client.validation import ValidatedRequest
-from flux_ui.client.wire import Answer, WireRequest, error_from_response, parse_answer
 from flux_ui.images import ImageInfo, inspect_image
-from flux_ui.pacing import Pacer
+from flux_ui.pacing import Pacer, trace_sends
 from flux_ui.registry import Route
 from flux_ui.settings import Deployment
 
@@ -157,6 +157,8 @@ class AttemptSender(ResultFetcher):
         response = await self._request(
             wire.method, wire.url, params=wire.query, content=wire.content, data=wire.form, files=wire.files,
             headers=headers,
+            # The pacer re-stamps this request's slot when its body is written (see pacing.mark_sent).
+            extensions={"trace": trace_sends},
         )
         if response.status_code >= 400:
             retry_after = parse_retry_after(response.headers)
