@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flux_ui.client.core import GenerationResult
-from flux_ui.client.errors import FluxError, NoRoomError, NotSavedError
+from flux_ui.client import GenerationResult
+from flux_ui.errors import FluxError, NoRoomError, NotSavedError
 from flux_ui.images import embed_metadata, inspect_image, read_metadata
 from flux_ui.registry import ModelSpec
 

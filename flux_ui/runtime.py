@@ -11,9 +11,9 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flux_ui.client.core import FoundryClient
-from flux_ui.client.errors import BusyError
+from flux_ui.client import FoundryClient
 from flux_ui.emulator import Emulator, EmulatorConfig
+from flux_ui.errors import BusyError
 from flux_ui.history import History, UnsavedImages
 from flux_ui.pacing import Quota
 from flux_ui.settings import Settings

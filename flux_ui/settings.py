@@ -19,7 +19,8 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
-from flux_ui.client.errors import FluxError
+from flux_ui.errors import FluxError
+from flux_ui.hosts import LOOPBACK_NAMES
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS, ModelSpec
 from flux_ui.secrets import Secret
@@ -176,7 +177,7 @@ def _check_url(var: str, value: str, example: str, problems: list[str]) -> str |
     if parsed.scheme not in ("https", "http") or not parsed.netloc:
         problems.append(f"{var}={value!r} is not a URL; for example {var}={example}")
         return None
-    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_NAMES:
         problems.append(f"{var} must use https (plain http only for a local emulator); for example {var}={example}")
         return None
     return value.rstrip("/")

@@ -1,31 +1,40 @@
-"""The backend client: one entry point, three routes, typed errors.
+"""The backend client's public surface: one entry point, three routes, and the checks the tabs share.
 
     from flux_ui.client import FoundryClient, GenerationRequest
 
-Names are loaded on first use, so ``flux_ui.settings`` can import the error tree
-without importing the client (which imports the settings).
+Code outside the client imports from here; the modules under it are the client's own. Errors
+live in :mod:`flux_ui.errors`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from flux_ui.client.core import DEFAULT_DEADLINE_S, FoundryClient, GenerationResult, Timings
+from flux_ui.client.events import COMMITTED_STAGES, ProgressEvent, Stage
+from flux_ui.client.validation import (
+    GenerationRequest,
+    ValidatedRequest,
+    check_saved_value,
+    check_text_size,
+    finite,
+    model_id_text,
+    snap_size,
+    validate,
+)
 
-_EXPORTS = {
-    "FoundryClient": "flux_ui.client.core",
-    "GenerationResult": "flux_ui.client.core",
-    "ProgressEvent": "flux_ui.client.core",
-    "Timings": "flux_ui.client.core",
-    "GenerationRequest": "flux_ui.client.validation",
-    "ValidatedRequest": "flux_ui.client.validation",
-    "validate": "flux_ui.client.validation",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flux_ui.client' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__ = [
+    "COMMITTED_STAGES",
+    "DEFAULT_DEADLINE_S",
+    "FoundryClient",
+    "GenerationRequest",
+    "GenerationResult",
+    "ProgressEvent",
+    "Stage",
+    "Timings",
+    "ValidatedRequest",
+    "check_saved_value",
+    "check_text_size",
+    "finite",
+    "model_id_text",
+    "snap_size",
+    "validate",
+]

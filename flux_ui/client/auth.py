@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from flux_ui.client.errors import AuthenticationError
+from flux_ui.errors import AuthenticationError
 from flux_ui.secrets import Secret, redact, remember
 from flux_ui.settings import ENTRA_SCOPE, KeyHeader
 
@@ -68,7 +68,6 @@ class EntraAuth:
         self._token: Secret | None = None
         self._expires_on = 0.0
         self._lock: asyncio.Lock | None = None
-        self.fetches = 0
 
     def _fresh(self) -> bool:
         return self._token is not None and self._expires_on - self._margin > self._clock()
@@ -99,7 +98,6 @@ class EntraAuth:
         remember(token.token)
         self._token = Secret(token.token)
         self._expires_on = float(token.expires_on)
-        self.fetches += 1
 
     def invalidate(self) -> bool:
         self._token = None

@@ -29,13 +29,13 @@ import httpx
 
 from flux_ui.client.auth import Auth, EntraAuth, KeyAuth, TokenCredential
 from flux_ui.client.deadline import Click, told
-from flux_ui.client.errors import FluxError, ValidationError
 from flux_ui.client.events import COMMITTED_STAGES, Progress, ProgressEvent, Stage
 from flux_ui.client.results import POLL_INTERVAL_S
 from flux_ui.client.retry import MAX_RETRIES, RETRY_AFTER_CAP_S
 from flux_ui.client.sending import AttemptSender
-from flux_ui.client.validation import GenerationRequest, ValidatedRequest, model_id_text, validate
+from flux_ui.client.validation import GenerationRequest, ValidatedRequest, model_id_text, unknown_model, validate
 from flux_ui.client.wire import WireRequest, build_request
+from flux_ui.errors import FluxError, ValidationError
 from flux_ui.images import ImageInfo, PreparedImage, prepare_references
 from flux_ui.pacing import Pacer, PacerStatus
 from flux_ui.registry import MODELS, Route
@@ -246,7 +246,7 @@ class FoundryClient(AttemptSender):
                 f"{', '.join(self.models) or 'the configured models'}.",
                 field="model",
             )
-        raise ValidationError(f"Unknown model {model_id!r}; choose one of {', '.join(self.models)}.", field="model")
+        raise unknown_model(model_id, self.models)
 
     async def _wire(self, deployment: Deployment, checked: ValidatedRequest, prepared: list[PreparedImage],
                     ) -> WireRequest:

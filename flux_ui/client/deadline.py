@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flux_ui.client.errors import Billed, FluxError, ServiceTimeoutError, more_billed, with_billing
 from flux_ui.client.events import Progress
 from flux_ui.client.validation import ValidatedRequest
+from flux_ui.errors import Billed, FluxError, ServiceTimeoutError, more_billed, with_billing
 from flux_ui.pacing import Pacer
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flux_ui.client.errors import Billed, FluxError
 from flux_ui.client.retry import Failure
+from flux_ui.errors import Billed, FluxError
 
 
 class AttemptFailed(Exception):

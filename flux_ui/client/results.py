@@ -18,11 +18,11 @@ from urllib.parse import urlparse
 import httpx
 
 from flux_ui.client.auth import Auth
-from flux_ui.client.errors import ContentRefusedError, GenerationFailedError, MalformedResponseError
 from flux_ui.client.events import Progress
 from flux_ui.client.failures import AttemptFailed, gave_up
 from flux_ui.client.retry import decide_retry
 from flux_ui.client.wire import Answer, error_from_response
+from flux_ui.errors import ContentRefusedError, GenerationFailedError, MalformedResponseError
 from flux_ui.registry import Route
 from flux_ui.settings import Deployment
 

@@ -10,8 +10,8 @@ import math
 import reprlib
 from typing import Any
 
-from flux_ui.client.errors import ValidationError
 from flux_ui.client.values import finite
+from flux_ui.errors import ValidationError
 from flux_ui.registry import AspectRatioSize, ModelSpec, PixelSize, parse_aspect_ratio
 
 _FAR_TOO_LARGE = 2**31  # pixels on a side

@@ -14,7 +14,7 @@ import reprlib
 import unicodedata
 from typing import TYPE_CHECKING
 
-from flux_ui.client.errors import ValidationError
+from flux_ui.errors import ValidationError
 from flux_ui.registry import MODELS, ModelSpec
 
 if TYPE_CHECKING:

@@ -11,11 +11,10 @@ saved-value checks in :mod:`flux_ui.client.saved` (their names are importable fr
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_ui.client.errors import ValidationError
 from flux_ui.client.saved import check_saved_value
 from flux_ui.client.sizes import check_aspect_ratio, snap_size
 from flux_ui.client.text import _FORMAT as _FORMAT  # the format-character class, for its test
@@ -29,6 +28,7 @@ from flux_ui.client.text import (
     prompt_token_bounds,
 )
 from flux_ui.client.values import coerce, finite
+from flux_ui.errors import ValidationError
 from flux_ui.registry import MODELS, ModelSpec, PixelSize, Route, aspect_ratio_size, parse_aspect_ratio
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "model_id_text",
     "prompt_token_bounds",
     "snap_size",
+    "unknown_model",
     "validate",
 ]
 
@@ -73,13 +74,17 @@ class ValidatedRequest:
     warnings: tuple[str, ...]
 
 
+def unknown_model(model: object, choices: Iterable[str]) -> ValidationError:
+    """The refusal of a model ID flux-ui does not know (or this installation does not offer)."""
+    return ValidationError(f"Unknown model {model!r}; choose one of {', '.join(choices)}.", field="model")
+
+
 def validate(request: GenerationRequest, *, rng: random.Random | None = None) -> ValidatedRequest:
     """Check a request and resolve every parameter; raises ValidationError."""
     check_request_text(request)
     spec = MODELS.get(request.model) if isinstance(request.model, str) else None
     if spec is None:
-        known = ", ".join(MODELS)
-        raise ValidationError(f"Unknown model {request.model!r}; choose one of {known}.", field="model")
+        raise unknown_model(request.model, MODELS)
     warnings: list[str] = []
     adjustments: list[str] = []
     route = _choose_route(spec, request.route)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flux_ui.client.errors import ValidationError
 from flux_ui.client.text import check_invisible
+from flux_ui.errors import ValidationError
 from flux_ui.registry import ModelSpec, Param
 
 _FORMAT_ALIASES = {"jpg": "jpeg"}

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_ui.client.errors import (
+from flux_ui.errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -76,7 +76,6 @@ class Answer:
     image: bytes | None = None
     url: str | None = None
     polling_url: str | None = None
-    task_id: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -172,7 +171,7 @@ def parse_answer(route: Route, content_type: str, content: bytes) -> Answer:
     if not isinstance(data, dict | list):
         raise MalformedResponseError("The service's answer could not be read (it is not JSON).", status=200)
     if isinstance(data, dict) and isinstance(data.get("polling_url"), str):
-        return Answer(polling_url=data["polling_url"], task_id=str(data.get("id", "")))
+        return Answer(polling_url=data["polling_url"])
     items = data.get("data") if isinstance(data, dict) else data
     first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
     meta: dict[str, Any] = {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import secrets
 import sys
 from collections.abc import Sequence
@@ -24,15 +23,7 @@ from flux_ui.emulator.app import create_app
 from flux_ui.emulator.config import EmulatorConfig, Fault
 from flux_ui.emulator.control import CONTROL_TOKEN_HEADER
 from flux_ui.emulator.runner import bind_socket, uvicorn_config
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from flux_ui.hosts import is_loopback
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -89,7 +80,7 @@ def print_settings(config: EmulatorConfig, base: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if not _is_loopback(args.host) and not args.allow_remote:
+    if not is_loopback(args.host) and not args.allow_remote:
         print(f"refusing to listen on {args.host}: the emulator is for loopback use; "
               "add --allow-remote if you really mean it", file=sys.stderr)
         return 2

@@ -36,8 +36,8 @@ from starlette.routing import Route
 
 from flux_ui.emulator.config import Fault
 from flux_ui.emulator.state import EmulatorState
+from flux_ui.hosts import LOOPBACK_NAMES
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 CONTROL_TOKEN_HEADER = "X-Emulator-Control-Token"
 
 ControlHandler = Callable[[Request, EmulatorState], Awaitable[Response]]
@@ -57,7 +57,7 @@ def _token_ok(request: Request, state: EmulatorState) -> bool:
 
 def _refusal(request: Request, state: EmulatorState) -> JSONResponse | None:
     host = request.client.host if request.client else ""
-    if host not in LOOPBACK_HOSTS:
+    if host not in LOOPBACK_NAMES:
         return _problem(403, "the emulator's control routes answer loopback callers only")
     if not _token_ok(request, state):
         return _problem(401, f"the emulator's control routes need its control token in {CONTROL_TOKEN_HEADER}")

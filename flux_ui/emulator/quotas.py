@@ -83,14 +83,6 @@ class QuotaBook:
         quota = self.quota_for(deployment, model_id)
         return quota.describe() if quota else "no quota"
 
-    def set_override(self, key: str, quota: Quota | None) -> None:
-        with self._lock:
-            if quota is None:
-                self._overrides.pop(key, None)
-            else:
-                self._overrides[key] = quota
-            self._windows.clear()
-
     def reset(self) -> None:
         """Forget every request sent: all windows start empty."""
         with self._lock:

@@ -76,10 +76,6 @@ class Emulator:
     def schnell_key(self) -> str:
         return self.state.schnell_key
 
-    @property
-    def schnell_url(self) -> str:
-        return f"{self.base_url}/score"
-
     def start(self) -> str:
         """Serve on ``config.host``:``config.port`` (port 0: a free one); returns the base URL."""
         if self._thread is not None:

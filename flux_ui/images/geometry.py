@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from PIL import ExifTags, Image
 
-from flux_ui.client.errors import ReferenceImageError
+from flux_ui.errors import ReferenceImageError
 
 #: Builds the error refusing one reference, from the words after its name.
 Refuse = Callable[[str], ReferenceImageError]

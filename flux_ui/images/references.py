@@ -26,7 +26,7 @@ from typing import Literal
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from flux_ui.client.errors import ReferenceImageError
+from flux_ui.errors import ReferenceImageError
 from flux_ui.images.colour import to_srgb
 from flux_ui.images.formats import container_kind, describe, format_name, open_unchecked, short_error
 from flux_ui.images.geometry import (

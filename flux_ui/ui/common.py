@@ -21,8 +21,8 @@ from gradio.processing_utils import save_bytes_to_cache
 from gradio.route_utils import API_PREFIX
 from gradio.utils import get_upload_folder
 
-from flux_ui.client.core import DEFAULT_DEADLINE_S
-from flux_ui.client.errors import ValidationError
+from flux_ui.client import DEFAULT_DEADLINE_S
+from flux_ui.errors import ValidationError
 from flux_ui.images import MAX_REFERENCE_BYTES
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from flux_ui.client.errors import ValidationError
+from flux_ui.errors import ValidationError
 from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
 from flux_ui.ui import examples

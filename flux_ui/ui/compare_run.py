@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_ui.client.core import ProgressEvent
-from flux_ui.client.errors import FluxError, ValidationError
-from flux_ui.client.validation import GenerationRequest, finite
+from flux_ui.client import GenerationRequest, ProgressEvent, finite
+from flux_ui.errors import FluxError, ValidationError
 from flux_ui.history import History
 from flux_ui.registry import MODELS, AspectRatioSize, PixelSize, parse_aspect_ratio
 from flux_ui.runtime import Runtime

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from flux_ui.client.errors import FluxError
+from flux_ui.errors import FluxError
 from flux_ui.registry import MODELS
 from flux_ui.tally import Tally
 from flux_ui.ui import handlers, progress

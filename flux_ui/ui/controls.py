@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from flux_ui.registry import MODELS, AspectRatioSize, ModelSpec, Param, PixelSize
+from flux_ui.registry import MODELS, ModelSpec, Param, PixelSize
 
 #: Shapes offered as size presets for models that take width and height.
 SIZE_PRESETS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "21:9")
@@ -24,10 +24,6 @@ def all_param_names(models: Sequence[str] = tuple(MODELS)) -> tuple[str, ...]:
             if p.name not in names:
                 names.append(p.name)
     return tuple(sorted(names, key=lambda n: (n != "seed", n not in ("width", "height", "aspect_ratio"))))
-
-
-def first_declaration(name: str) -> Param:
-    return next(p for spec in MODELS.values() for p in spec.all_params if p.name == name)
 
 
 def merged_declaration(name: str) -> Param:
@@ -106,10 +102,6 @@ def preset_sizes(spec: ModelSpec) -> list[tuple[str, str]]:
         if min(w, h) >= rule.min_side:
             out.append((f"{text}  ·  {w}×{h}", f"{w}x{h}"))
     return out
-
-
-def size_kind(spec: ModelSpec) -> str:
-    return "ratio" if isinstance(spec.size, AspectRatioSize) else "pixels"
 
 
 def model_updates(spec: ModelSpec, select: bool = False) -> list[dict[str, Any]]:

@@ -8,9 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flux_ui.client.core import COMMITTED_STAGES, GenerationResult, ProgressEvent
-from flux_ui.client.errors import FluxError, NoRoomError, NotSavedError, ValidationError, overdue_error, with_billing
-from flux_ui.client.validation import GenerationRequest, snap_size
+from flux_ui.client import COMMITTED_STAGES, GenerationRequest, GenerationResult, ProgressEvent, snap_size
+from flux_ui.errors import FluxError, NoRoomError, NotSavedError, ValidationError, overdue_error, with_billing
 from flux_ui.history import Entry, settings_of
 from flux_ui.registry import MODELS, PixelSize, Route
 from flux_ui.runtime import Runtime

@@ -18,8 +18,8 @@ from gradio.data_classes import FileData
 from gradio.route_utils import API_PREFIX
 from gradio_client.utils import encode_file_path
 
-from flux_ui.client.errors import ValidationError
-from flux_ui.client.validation import check_text_size, finite
+from flux_ui.client import check_text_size, finite
+from flux_ui.errors import ValidationError
 from flux_ui.history import Entry, History
 from flux_ui.registry import MODELS
 from flux_ui.ui.common import TabHandle, model_choices

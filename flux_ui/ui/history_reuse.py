@@ -17,8 +17,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from flux_ui.client.errors import ValidationError
-from flux_ui.client.validation import check_saved_value
+from flux_ui.client import check_saved_value
+from flux_ui.errors import ValidationError
 from flux_ui.images import read_metadata
 from flux_ui.registry import MODELS
 from flux_ui.ui.common import TabHandle

@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from flux_ui.client.errors import FluxError
+from flux_ui.errors import FluxError
 from flux_ui.registry import MODELS, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import examples, handlers

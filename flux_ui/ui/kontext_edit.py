@@ -15,8 +15,8 @@ from typing import Any
 
 import gradio as gr
 
-from flux_ui.client.errors import ValidationError
-from flux_ui.client.validation import model_id_text
+from flux_ui.client import model_id_text
+from flux_ui.errors import ValidationError
 from flux_ui.registry import MODELS, ModelSpec, Param, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress

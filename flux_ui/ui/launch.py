@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,13 +22,13 @@ from fastapi import HTTPException
 from flux_ui import tally
 from flux_ui.assets import LOGO, SHORTCUTS, STYLE
 from flux_ui.history import DB_NAME
+from flux_ui.hosts import is_loopback
 from flux_ui.settings import Settings
 from flux_ui.ui.edge import CLIENT, SCOPE_KEY, client_address, edge_app_kwargs
 from flux_ui.ui.guard import Limits, LoginGuard, lock_message
 
 __all__ = ["CLIENT", "SCOPE_KEY", "client_address"]  # the edge's, which the sign-in throttle reads
 
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 MAX_UPLOAD = "50mb"  # per file; references are downscaled to 4 MP before sending anyway
 #: SQLite's companions of the history index, which sit in the served outputs folder.
 DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
@@ -73,15 +72,6 @@ def default_address(environ: Mapping[str, str] | None = None) -> Address:
     port_text = env.get("GRADIO_SERVER_PORT", "")
     port = int(port_text) if port_text.isdigit() else DEFAULT_PORT
     return Address(host, port, on_space)
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def emulator_demo(host: str, settings: Settings, on_space: bool) -> bool:

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from flux_ui.client.core import ProgressEvent
+from flux_ui.client import ProgressEvent
 from flux_ui.pacing import PacerStatus
 from flux_ui.registry import MODELS, Route
 from flux_ui.runtime import Runtime

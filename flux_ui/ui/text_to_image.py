@@ -8,8 +8,8 @@ from typing import Any
 
 import gradio as gr
 
-from flux_ui.client.errors import FluxError
-from flux_ui.client.validation import model_id_text
+from flux_ui.client import model_id_text
+from flux_ui.errors import FluxError
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import examples, handlers, progress

@@ -29,6 +29,7 @@ from starlette.middleware import Middleware
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flux_ui.hosts import is_loopback_address
 from flux_ui.ui.edge.bounds import (
     CLIENT,
     FILE_ROUTE,
@@ -54,7 +55,6 @@ from flux_ui.ui.edge.bounds import (
     client_address,
     drain,
     header,
-    on_this_machine,
     refuse,
     stream_budget,
 )
@@ -122,7 +122,7 @@ class Edge:
     def bounded(self, address: str) -> bool:
         """Per-address bounds hold everyone, except this machine's own callers on an app without a
         login (it listens on loopback only: its owner's tabs, scripts and load tests)."""
-        return self.login or not on_this_machine(address)
+        return self.login or not is_loopback_address(address)
 
     async def stream(self, scope: Scope, receive: Receive, send: Send, address: str) -> None:
         if refusal := self.streams.enter(address, self.bounded(address)):

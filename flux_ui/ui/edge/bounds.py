@@ -4,7 +4,6 @@ stream ledgers (pure state on the one event loop that serves the app)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
@@ -94,13 +93,6 @@ def client_address(scope: Scope, on_space: bool) -> str:
             return last
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-def on_this_machine(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def inside(path: Path, folder: Path) -> bool:

@@ -31,7 +31,8 @@ for the whole click (an earlier attempt may have been billed) and ends the messa
 :func:`billing_sentence`, so a person always reads whether anything was sent or billed.
 
 Messages pass through :func:`flux_ui.secrets.redact`, so a key echoed by the service or
-a proxy never reaches a person or a log.
+a proxy never reaches a person or a log. Whether a failure is worth another attempt is not a
+property of its class: :mod:`flux_ui.client.retry` decides from the status and the answer.
 """
 
 from __future__ import annotations
@@ -88,7 +89,6 @@ class FluxError(Exception):
     has the usual case as its default, and the client sets them for the click as a whole.
     """
 
-    retryable: bool = False
     sent: bool = False
     billed: Billed = "no"
 
@@ -171,33 +171,31 @@ class DeploymentNotFoundError(ServiceError):
 
 
 class RequestTimeoutError(ServiceError):
-    retryable = True
+    pass
 
 
 class ConflictError(ServiceError):
-    retryable = True
+    pass
 
 
 class RateLimitError(ServiceError):
-    retryable = True
+    pass
 
 
 class QuotaExhaustedError(RateLimitError):
     """The service wants a longer wait than flux-ui will spend inside one request."""
 
-    retryable = False
-
 
 class ServerError(ServiceError):
-    retryable = True
+    pass
 
 
 class EmptyResultError(ServiceError):
-    retryable = True
+    pass
 
 
 class MalformedResponseError(ServiceError):
-    retryable = True
+    pass
 
 
 class GenerationFailedError(ServiceError):
@@ -205,7 +203,7 @@ class GenerationFailedError(ServiceError):
 
 
 class TransportError(FluxError):
-    retryable = True
+    pass
 
 
 class ServiceConnectionError(TransportError):
@@ -216,7 +214,6 @@ class ServiceTimeoutError(TransportError):
     """No image in time: either not sent at all (too little of the deadline was left, ``sent``
     False) or sent and not answered in time (billed "maybe"; flux-ui keeps the answer if it comes)."""
 
-    retryable = False
     sent = True
     billed = "maybe"
 
