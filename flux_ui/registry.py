@@ -25,6 +25,14 @@ class Route(StrEnum):
     AML = "aml"  # Azure ML / Hugging Face inference toolkit endpoint
 
 
+class Mode(StrEnum):
+    """What a model does, declared in its entry: each tab offers the models that have its mode."""
+
+    GENERATE = "generate"  # an image from a prompt alone (Text to image, Compare)
+    MULTI_REFERENCE_EDIT = "multi-reference edit"  # several references combined by a prompt (Edit)
+    INSTRUCTION_EDIT = "instruction edit"  # one picture changed by a plain instruction (Kontext)
+
+
 ParamKind = Literal["int", "float", "bool", "choice", "text", "aspect_ratio"]
 
 #: Seeds are 32-bit unsigned in the BFL schema and in diffusers' generators.
@@ -134,6 +142,7 @@ class ModelSpec:
     rpm_tiers: Mapping[str, int]
     default_tier: str | None  # None: the quota is the endpoint's own (schnell)
     price: PriceHint
+    modes: frozenset[Mode] = frozenset({Mode.GENERATE})
     registration_required: bool = False
     _by_name: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
@@ -143,6 +152,12 @@ class ModelSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rpm_tiers", MappingProxyType(dict(self.rpm_tiers)))
         object.__setattr__(self, "_by_name", MappingProxyType({p.name: p for p in self.all_params}))
+        if not self.modes:
+            raise ValueError(f"{self.id}: declare at least one mode")
+        if self.does(Mode.MULTI_REFERENCE_EDIT) and self.max_references < 2:
+            raise ValueError(f"{self.id}: a multi-reference edit needs max_references of 2 or more")
+        if self.does(Mode.INSTRUCTION_EDIT) and self.max_references < 1:
+            raise ValueError(f"{self.id}: an instruction edit needs an input image (max_references of 1 or more)")
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -158,10 +173,8 @@ class ModelSpec:
             found.append(Route.AML)
         return tuple(found)
 
-    @property
-    def text_to_image(self) -> bool:
-        """Every FLUX model here can generate from a prompt alone."""
-        return True
+    def does(self, mode: Mode) -> bool:
+        return mode in self.modes
 
     @property
     def size_params(self) -> tuple[Param, ...]:
@@ -285,6 +298,7 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
                 image_api=frozenset(),
                 aml=False,
                 max_references=8,
+                modes=frozenset({Mode.GENERATE, Mode.MULTI_REFERENCE_EDIT}),
                 max_input_pixels=FOUR_MP,
                 max_output_mp=4,
                 size=_FLUX2_SIZE,
@@ -303,6 +317,7 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
                 image_api=frozenset(),
                 aml=False,
                 max_references=10,
+                modes=frozenset({Mode.GENERATE, Mode.MULTI_REFERENCE_EDIT}),
                 max_input_pixels=FOUR_MP,
                 max_output_mp=4,
                 size=_FLUX2_SIZE,
@@ -347,6 +362,7 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
                 image_api=frozenset({"generations", "edits"}),
                 aml=False,
                 max_references=1,
+                modes=frozenset({Mode.GENERATE, Mode.INSTRUCTION_EDIT}),
                 max_input_pixels=FOUR_MP,
                 max_output_mp=1,
                 size=AspectRatioSize(

@@ -652,3 +652,42 @@ def test_section_6_tokenizers_and_bounds_match_the_registry() -> None:
     prompt = "Ｆｕｌｌ-width ﬁ café ☕"
     assert prompt_token_bounds(prompt, "mistral-tekken")[1] == len(prompt.encode("utf-8"))
     assert prompt_token_bounds(prompt, "t5-xxl")[1] == len(unicodedata.normalize("NFKC", prompt)) + int(m.group(1))
+
+
+# --- modes: what each model does is declared, and the tabs filter on it --------------------------
+
+def test_every_model_declares_its_modes_and_the_rules_on_them_hold() -> None:
+    from dataclasses import replace
+
+    from flux_ui.registry import Mode
+
+    for spec in MODELS.values():
+        assert spec.modes and spec.does(Mode.GENERATE), spec.id
+    assert {m for m, s in MODELS.items() if s.does(Mode.MULTI_REFERENCE_EDIT)} == {"FLUX.2-pro", "FLUX.2-flex"}
+    assert {m for m, s in MODELS.items() if s.does(Mode.INSTRUCTION_EDIT)} == {"FLUX.1-Kontext-pro"}
+    pro = MODELS["FLUX.2-pro"]
+    with pytest.raises(ValueError, match="multi-reference edit needs"):
+        replace(pro, max_references=1)
+    with pytest.raises(ValueError, match="at least one mode"):
+        replace(pro, modes=frozenset())
+    with pytest.raises(ValueError, match="instruction edit needs"):
+        replace(MODELS["FLUX-1.1-pro"], modes=frozenset({Mode.INSTRUCTION_EDIT}))
+
+
+def test_tabs_offer_a_model_by_its_declared_modes_not_its_reference_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from flux_ui.registry import Mode
+    from flux_ui.ui import compare_run, edit, kontext_edit, text_to_image
+
+    # References it could take, but declared for text to image only; and an editor that cannot generate.
+    drawer = replace(MODELS["FLUX.2-flex"], id="FLUX.2-drawer", modes=frozenset({Mode.GENERATE}))
+    editor = replace(MODELS["FLUX.1-Kontext-pro"], id="Kontext-editor", modes=frozenset({Mode.INSTRUCTION_EDIT}))
+    extended = {**MODELS, drawer.id: drawer, editor.id: editor}
+    for module in (compare_run, edit, kontext_edit, text_to_image):
+        monkeypatch.setattr(module, "MODELS", extended)
+    models = tuple(extended)
+    assert drawer.id not in edit.edit_models(models) and "FLUX.2-flex" in edit.edit_models(models)
+    assert drawer.id in text_to_image.text_models(models) and drawer.id in compare_run.comparable_models(models)
+    assert editor.id in kontext_edit.edit_models(models)
+    assert editor.id not in text_to_image.text_models(models) and editor.id not in compare_run.comparable_models(models)

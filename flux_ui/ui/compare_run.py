@@ -18,7 +18,7 @@ from typing import Any
 from flux_ui.client import GenerationRequest, ProgressEvent, finite
 from flux_ui.errors import FluxError, ValidationError
 from flux_ui.history import History
-from flux_ui.registry import MODELS, AspectRatioSize, PixelSize, parse_aspect_ratio
+from flux_ui.registry import MODELS, AspectRatioSize, Mode, PixelSize, parse_aspect_ratio
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import flag
@@ -36,7 +36,7 @@ SEED_LIMIT = 2**32 - 1
 
 def comparable_models(models: Sequence[str]) -> list[str]:
     """The deployed models that can make an image from a prompt alone."""
-    return [m for m in models if m in MODELS and MODELS[m].text_to_image]
+    return [m for m in models if m in MODELS and MODELS[m].does(Mode.GENERATE)]
 
 
 def selection_problem(prompt: Any, models: Any, available: Sequence[str]) -> str | None:

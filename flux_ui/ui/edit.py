@@ -22,7 +22,7 @@ import gradio as gr
 
 from flux_ui.client import model_id_text
 from flux_ui.errors import FluxError, ReferenceImageError, ValidationError
-from flux_ui.registry import MODELS
+from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
 from flux_ui.ui import examples, handlers, progress, references
 from flux_ui.ui.common import (
@@ -100,7 +100,7 @@ class Slot:
 
 def edit_models(models: Sequence[str]) -> list[str]:
     """The deployed models that combine two or more references."""
-    return [m for m in models if MODELS[m].max_references > 1]
+    return [m for m in models if MODELS[m].does(Mode.MULTI_REFERENCE_EDIT)]
 
 
 def read_references(paths: Sequence[str]) -> list[bytes]:

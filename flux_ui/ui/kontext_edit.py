@@ -17,7 +17,7 @@ import gradio as gr
 
 from flux_ui.client import model_id_text
 from flux_ui.errors import ValidationError
-from flux_ui.registry import MODELS, ModelSpec, Param, Route
+from flux_ui.registry import MODELS, Mode, ModelSpec, Param, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import flag, received_files, upload_roots
@@ -38,11 +38,11 @@ NO_INPUT = ("There is no picture to edit: drop it into **Input image** first (or
 
 def edit_models(models: Sequence[str]) -> list[str]:
     """The deployed models that edit exactly one picture (Kontext)."""
-    return [m for m in models if MODELS[m].max_references == 1]
+    return [m for m in models if MODELS[m].does(Mode.INSTRUCTION_EDIT)]
 
 
 def no_model_text() -> str:
-    names = ", ".join(f"`{m.id}`" for m in MODELS.values() if m.max_references == 1)
+    names = ", ".join(f"`{m.id}`" for m in MODELS.values() if m.does(Mode.INSTRUCTION_EDIT))
     return (f"No model that edits one picture from an instruction is deployed here. Add {names} to "
             "`FLUX_DEPLOYMENTS` (see the README) and restart flux-ui.")
 

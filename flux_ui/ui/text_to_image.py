@@ -10,7 +10,7 @@ import gradio as gr
 
 from flux_ui.client import model_id_text
 from flux_ui.errors import FluxError
-from flux_ui.registry import MODELS
+from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
 from flux_ui.ui import examples, handlers, progress
 from flux_ui.ui.common import (
@@ -37,7 +37,7 @@ TAB = "text-to-image"
 
 
 def text_models(models: tuple[str, ...]) -> list[str]:
-    return [m for m in models if MODELS[m].text_to_image]
+    return [m for m in models if MODELS[m].does(Mode.GENERATE)]
 
 
 async def handle_generate(runtime: Runtime, model: Any, prompt: Any, randomize_seed: Any,
