@@ -128,3 +128,14 @@ def test_assets_are_the_ones_the_readme_lists() -> None:
     for photo in photos:  # every photo has a licence on its line
         line = next(ln for ln in assets_readme.splitlines() if f"`examples/{photo.name}`" in ln)
         assert re.search(r"public domain|CC0|CC BY", line), line
+
+
+def test_architecture_page_names_only_modules_that_exist() -> None:
+    page = (REPO / "docs" / "architecture.md").read_text()
+    paths = set(re.findall(r"`(flux_ui/[\w/]+(?:\.py)?/?)", page))
+    assert len(paths) > 15, paths
+    missing = sorted(p for p in paths if not (REPO / p.rstrip("/")).exists())
+    assert not missing, f"docs/architecture.md names what does not exist: {missing}"
+    # Short names in the page ("`client/retry.py`", "`ui/text.py`") resolve under flux_ui/ too.
+    short = set(re.findall(r"`((?:client|ui|images|emulator)/[\w/]+\.py)`", page))
+    assert not sorted(s for s in short if not (REPO / "flux_ui" / s).exists())
