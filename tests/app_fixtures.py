@@ -1,7 +1,8 @@
 """The app as people and programs meet it: launched on a free port over the emulator, with
 its outputs in a temporary folder; and a headless Chromium page (Debian's, via Playwright).
 
-Test modules import what they use: ``from app_fixtures import app, page, running_app``.
+Its fixtures reach every test module through conftest (``pytest_plugins``); test modules import the
+helpers they use: ``from app_fixtures import AppUnderTest, running_app``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import gradio as gr
 import httpx
 import pytest
 
+from conftest import FAST
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.pacing import Quota
-from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
 from flux_ui.ui import build_demo, launch_queued
@@ -31,8 +32,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-#: Quotas no test reaches unless it asks for a tight one.
-FAST = {m: Quota(1000, 1.0) for m in MODELS}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 

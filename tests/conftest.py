@@ -1,4 +1,11 @@
-"""Fixtures for every test: settings without a .env, the example photos, a scripted fake service."""
+"""Fixtures and helpers for every test: settings without a .env, the example photos, a scripted fake
+service, a fake clock, solid-colour images, quotas no test reaches and the registry's model groups.
+
+This is the one home of what tests share; test modules import helpers by name (``from conftest import
+FakeClock``). Two families live beside it and import from here: ``emulator_fixtures`` (an emulator over
+loopback HTTP, for the emulator's and the client's tests) and ``app_fixtures`` (the launched app and a
+browser page), whose fixtures every test module may use (``pytest_plugins`` below).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +19,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # gradio_client's huggingface_hub fetches a registry from huggingface.co; CI has no such network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import asyncio
 import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,28 +34,45 @@ import httpx
 import pytest
 from PIL import Image
 
-from app_fixtures import app, browser, page, runtime  # noqa: F401  (fixtures every test module may use)
+from flux_ui.pacing import Quota
+from flux_ui.registry import MODELS, Mode
 from flux_ui.settings import Settings, load_settings
+
+#: app_fixtures' fixtures (app, runtime, browser, page) for every test module; as a plugin it loads
+#: after this module, so it can import from here.
+pytest_plugins = ["app_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 #: The example photos the app ships (licences in assets/README.md); tests use them as real photos.
 SAMPLES = REPO / "assets" / "examples"
 ENDPOINT = "https://unit-test.services.ai.azure.com"
 KEY = "unit-test-key-6c1f0e9b"
-FAST = ":1000/1s"  # a quota no unit test reaches
 
+#: A quota no test reaches unless it asks for a tight one: ``FAST`` for every model, ``FAST_RPM`` as
+#: FLUX_DEPLOYMENTS and FLUX_SCHNELL_RPM write it.
+FAST_QUOTA = Quota(1000, 1.0)
+FAST = {m: FAST_QUOTA for m in MODELS}
+FAST_RPM = f"{FAST_QUOTA.requests}/{FAST_QUOTA.window_s:g}s"
+
+# --- the registry's model groups: a model added there is tested without editing a list here ---------------
+
+#: Every model on Foundry itself (schnell lives on an Azure ML endpoint), in the registry's order.
+FOUNDRY_MODELS = tuple(m.id for m in MODELS.values() if not m.aml)
+#: Models that combine several references (the Edit tab's) and those that change one picture (Kontext's).
+MULTI_REFERENCE_MODELS = tuple(m.id for m in MODELS.values() if m.does(Mode.MULTI_REFERENCE_EDIT))
+KONTEXT_MODELS = tuple(m.id for m in MODELS.values() if m.does(Mode.INSTRUCTION_EDIT))
+#: Models that take no reference image at all.
+TEXT_ONLY_MODELS = tuple(m.id for m in MODELS.values() if m.max_references == 0)
 
 
 def foundry_env(**overrides: str) -> dict[str, str]:
     env = {
         "AZURE_ENDPOINT": ENDPOINT,
         "AZURE_API_KEY": KEY,
-        "FLUX_DEPLOYMENTS": ",".join(
-            f"{m}{FAST}" for m in ("FLUX.2-pro", "FLUX.2-flex", "FLUX.1-Kontext-pro", "FLUX-1.1-pro")
-        ),
+        "FLUX_DEPLOYMENTS": ",".join(f"{m}:{FAST_RPM}" for m in FOUNDRY_MODELS),
         "FLUX_SCHNELL_ENDPOINT": "https://schnell.eastus.inference.ml.azure.com/score",
         "FLUX_SCHNELL_KEY": "schnell-key-9a8b7c6d",
-        "FLUX_SCHNELL_RPM": "1000/1s",
+        "FLUX_SCHNELL_RPM": FAST_RPM,
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v != ""}
@@ -58,12 +83,50 @@ def settings() -> Settings:
     return load_settings(foundry_env(), dotenv_path=None)
 
 
-def image_bytes(
-    fmt: str = "JPEG", size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30)
-) -> bytes:
+# --- images and time -----------------------------------------------------------------------------------------
+
+RED = (200, 30, 30)
+
+
+def solid_image(colour: tuple[int, int, int] = RED, size: tuple[int, int] = (96, 64), fmt: str = "PNG") -> bytes:
+    """A one-colour image, encoded (PNG unless ``fmt`` says otherwise)."""
     buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, fmt)
+    Image.new("RGB", size, colour).save(buf, fmt)
     return buf.getvalue()
+
+
+def solid_files(folder: Path, colours: Iterable[tuple[int, int, int]], size: tuple[int, int] = (96, 64)) -> list[str]:
+    """One PNG per colour in ``folder``, numbered from 1 (``solid-01.png``, ...), as a person picks files."""
+    paths = []
+    for number, colour in enumerate(colours, start=1):
+        path = folder / f"solid-{number:02d}.png"
+        path.write_bytes(solid_image(colour, size))
+        paths.append(str(path))
+    return paths
+
+
+class FakeClock:
+    """Time that moves only when a test moves it or something sleeps on it: no real waiting.
+
+    Pass the clock where code takes one (``clock=clock``: calling it reads the time) and ``clock.sleep``
+    where it takes an async sleep, which moves the time on at once; ``waits`` lists every sleep asked for.
+    Reading it from another thread (an emulator's quota book) is safe.
+    """
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)  # a sleep still lets other tasks run, as a real one does
 
 
 @dataclass
@@ -97,7 +160,7 @@ class FakeService:
 def bfl_ok(image: bytes | None = None, **meta: Any) -> httpx.Response:
     import base64
 
-    data = base64.b64encode(image or image_bytes()).decode()
+    data = base64.b64encode(image or solid_image(size=(64, 48), fmt="JPEG")).decode()
     body = {"created": 1, "data": [{"b64_json": data}],
             "request_meta": meta or {"cost": 3, "input_mp": 0.0, "output_mp": 1.05, "total_pixels": 1048576}}
     return httpx.Response(200, json=body)

@@ -1,11 +1,12 @@
-"""Fixtures and helpers for the emulator's tests.
+"""The emulator fixture family: an emulator over loopback HTTP, as the app meets it, and helpers.
 
 Test modules take the fixtures with ``from emulator_fixtures import *`` (``__all__`` lists
-only fixtures) and import helpers by name; tests/conftest.py is not involved.
+only fixtures) and import helpers by name; shared helpers (images, clocks, quotas) are in conftest.
 
-Every test talks to a real emulator over loopback HTTP, as the app does. One emulator per
-module keeps the suite quick; ``emu`` hands a test that emulator with its log, faults and
-quota windows cleared, and tests that need other settings start their own.
+One emulator per module keeps the suite quick: ``module_emulator`` starts it with the test key and
+quotas off; a module that needs other start-up settings defines its own ``module_emulator`` (with
+:func:`start_emulator`) and keeps ``emu``. ``emu`` hands a test that emulator cleared, and puts its
+switches and key back after the test. A test that needs an emulator of its own uses :func:`own_emulator`.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 
 import httpx
 import pytest
 from PIL import Image
 
+from conftest import SAMPLES, FakeClock
 from flux_ui.emulator import Emulator, EmulatorConfig
+from flux_ui.emulator.quotas import QuotaBook
 
 __all__ = ["emu", "http", "module_emulator"]
 
 KEY = "emulator-test-key-5d41402abc4b2a76"
-#: The example photos the app ships, as in conftest (imported from there would load every fixture).
-SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 PREVIEW = "preview"
 
 
@@ -36,12 +37,6 @@ def bfl_url(base: str, path: str, api_version: str | None = PREVIEW) -> str:
 
 def bearer(key: str = KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def solid_png(colour: tuple[int, int, int], size: tuple[int, int] = (96, 64)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, "PNG")
-    return out.getvalue()
 
 
 def b64(data: bytes) -> str:
@@ -60,7 +55,7 @@ def decode_image(data: str | bytes) -> Image.Image:
 
 
 def start_emulator(**overrides: object) -> Emulator:
-    """An emulator with the test key and quotas off unless the test says otherwise."""
+    """A started emulator with the test key and quotas off unless the test says otherwise."""
     settings: dict[str, object] = {"api_key": KEY, "enforce_quotas": False, "rng_seed": 7}
     settings.update(overrides)
     emulator = Emulator(EmulatorConfig(**settings))  # type: ignore[arg-type]
@@ -68,20 +63,44 @@ def start_emulator(**overrides: object) -> Emulator:
     return emulator
 
 
+@contextmanager
+def own_emulator(**overrides: object) -> Iterator[Emulator]:
+    """An emulator of the test's own (as :func:`start_emulator`), stopped when the block ends."""
+    emulator = start_emulator(**overrides)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def fake_quota_clock(emulator: Emulator) -> FakeClock:
+    """Put the emulator's quota windows on a :class:`FakeClock` (returned), so a test moves time on
+    instead of sleeping through a window; the windows start empty.
+
+    EmulatorConfig takes no clock, so this replaces the emulator's QuotaBook with one on the fake clock.
+    """
+    clock = FakeClock()
+    state = emulator.state
+    state.quotas = QuotaBook(state.config.quotas, enforce=state.config.enforce_quotas, clock=clock)
+    return clock
+
+
 @pytest.fixture(scope="module")
 def module_emulator() -> Iterator[Emulator]:
-    emulator = start_emulator()
-    yield emulator
-    emulator.stop()
+    with own_emulator() as emulator:
+        yield emulator
 
 
 @pytest.fixture
 def emu(module_emulator: Emulator) -> Iterator[Emulator]:
-    """The module's emulator, cleared before the test and its switches restored after."""
+    """The module's emulator, cleared before the test; its switches and key put back after it."""
     module_emulator.clear()
     switches = module_emulator.state.switches()
+    key = module_emulator.api_key
     yield module_emulator
     module_emulator.configure(**switches)
+    if module_emulator.api_key != key:
+        module_emulator.rotate_key(key)
     module_emulator.clear()
 
 

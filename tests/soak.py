@@ -30,11 +30,12 @@ from random import Random
 from typing import Any, TextIO
 
 from gradio_client import Client, handle_file
-from PIL import Image
 
+from conftest import KONTEXT_MODELS, MULTI_REFERENCE_MODELS, solid_image
 from flux_ui.emulator import Emulator, Fault
 from flux_ui.history import History
 from flux_ui.images import inspect_image
+from flux_ui.registry import MODELS
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,10 @@ NO_IMAGE_FAULTS = ("status", "drop", "malformed", "empty", "refuse", "expire_url
 #: Every so many requests a user writes a prompt the emulator refuses (its "refuse-me" word).
 REFUSED_EVERY = 8
 SIDE = 256  # small images: the load is on the app, not on the emulator's renderer
-TEXT_MODELS = ("FLUX.2-pro", "FLUX.2-flex", "FLUX-1.1-pro", "FLUX.1-schnell")
-EDIT_MODELS = ("FLUX.2-pro", "FLUX.2-flex")
-COMPARE_MODELS = ("FLUX.2-pro", "FLUX.2-flex", "FLUX.1-Kontext-pro", "FLUX-1.1-pro", "FLUX.1-schnell")
+#: The models each action picks from, as the registry declares them; Kontext has its own action (do_kontext).
+TEXT_MODELS = tuple(m for m in MODELS if m not in KONTEXT_MODELS)
+EDIT_MODELS = MULTI_REFERENCE_MODELS
+COMPARE_MODELS = tuple(MODELS)
 
 
 @dataclass
@@ -327,7 +329,7 @@ def fault_counts(log: Sequence[dict[str, Any]]) -> Counter[str]:
 
 def small_reference(folder: Path) -> str:
     path = folder / "soak-reference.png"
-    Image.new("RGB", (128, 96), (40, 120, 200)).save(path)
+    path.write_bytes(solid_image((40, 120, 200), (128, 96)))
     return str(path)
 
 

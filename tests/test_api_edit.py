@@ -9,6 +9,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from app_fixtures import AppUnderTest
+from conftest import solid_files
 from flux_ui.images import read_metadata
 
 COLOURS = [(240, 20, 20), (20, 240, 20), (20, 20, 240), (240, 240, 20), (20, 240, 240)]
@@ -16,13 +17,7 @@ COLOURS = [(240, 20, 20), (20, 240, 20), (20, 20, 240), (240, 240, 20), (20, 240
 
 @pytest.fixture(scope="module")
 def solid(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    folder = tmp_path_factory.mktemp("solid")
-    paths = []
-    for i, colour in enumerate(COLOURS, start=1):
-        path = folder / f"colour-{i}.png"
-        Image.new("RGB", (80, 64), colour).save(path)
-        paths.append(str(path))
-    return paths
+    return solid_files(tmp_path_factory.mktemp("solid"), COLOURS, (80, 64))
 
 
 @pytest.fixture(scope="module")

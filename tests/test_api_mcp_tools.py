@@ -10,7 +10,6 @@ why, send nothing, and hold no Gradio update dicts (``{'__type__': 'update'}``) 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -21,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 from gradio_client import Client, handle_file
-from PIL import Image
 
 from app_fixtures import AppUnderTest, call_mcp_tool, running_app
-from flux_ui.client.errors import ValidationError
+from conftest import solid_image
+from flux_ui.errors import ValidationError
 from flux_ui.history import Entry
 from flux_ui.ui import common
 
@@ -32,12 +31,6 @@ KONTEXT = "FLUX.1-Kontext-pro"
 SMALL = {"width": 256, "height": 256}  # quick to render
 LINK = re.compile(r"https?://[^\s'\"]+/gradio_api/file=[^\s'\",)]+")
 UPDATE = "'__type__'"
-
-
-def png(colour: tuple[int, int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 64), colour).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def data_url(data: bytes) -> str:
@@ -97,7 +90,7 @@ def uploaded_link(app: AppUnderTest, http: httpx.Client, data: bytes) -> str:
 
 def valid_call(name: str, app: AppUnderTest, http: httpx.Client) -> tuple[dict[str, Any], int, int]:
     """(arguments, requests the emulator must receive, images History must gain) for one tool."""
-    red, blue = png((200, 40, 40)), png((40, 40, 200))
+    red, blue = solid_image((200, 40, 40)), solid_image((40, 40, 200))
     if name == "generate":
         return {"model": "FLUX.2-pro", "prompt": "a fox over MCP", **SMALL}, 1, 1
     if name == "edit":  # references inline and as the link of an uploaded file
@@ -138,7 +131,7 @@ REFUSED = {  # name → (arguments, what the answer must say)
     "generate": ({"model": "FLUX.2-pro", "prompt": ""}, ["The prompt is empty"]),
     "edit": ({"model": "FLUX.2-pro", "prompt": "image 1 on a sofa", "references": ["https://example.com/cat.jpg"]},
              ["image 1 is a link to https://example.com/cat.jpg", "data:image/png;base64,", "handle_file("]),
-    "kontext": ({"model": KONTEXT, "prompt": "", "image": data_url(png((9, 9, 9)))}, ["The prompt is empty"]),
+    "kontext": ({"model": KONTEXT, "prompt": "", "image": data_url(solid_image((9, 9, 9)))}, ["The prompt is empty"]),
     "compare": ({"prompt": " ", "models": ["FLUX.2-pro", "FLUX-1.1-pro"]}, ["The prompt is empty"]),
     "history": ({"model": "FLUX.3-ultra"}, ["Unknown model 'FLUX.3-ultra'"]),
 }
@@ -157,7 +150,7 @@ def test_a_refused_call_says_why_and_sends_nothing(mcp_app: AppUnderTest, http: 
 
 def test_base64_data_and_gradio_file_links_are_files(tmp_path: Path) -> None:
     roots = (Path(common.get_upload_folder()).resolve(), tmp_path.resolve())
-    red, blue = png((200, 40, 40)), png((40, 40, 200))
+    red, blue = solid_image((200, 40, 40)), solid_image((40, 40, 200))
     kept = tmp_path / "kept.png"
     kept.write_bytes(blue)
     paths = common.received_files([data_url(red), f"http://any.host/gradio_api/file={kept}"], roots, "image", "x")
@@ -187,7 +180,7 @@ def test_base64_data_over_the_limit_is_refused_before_decoding(monkeypatch: pyte
 def test_a_failed_call_returns_none_for_the_image_caption_and_seed(mcp_app: AppUnderTest, tmp_path: Path) -> None:
     client = Client(mcp_app.url, verbose=False)
     red = tmp_path / "red.png"
-    red.write_bytes(png((200, 40, 40)))
+    red.write_bytes(solid_image((200, 40, 40)))
     before = len(mcp_app.emulator.requests())
     answers = {
         "/generate": client.predict(model="FLUX.2-pro", prompt="", api_name="/generate"),

@@ -31,9 +31,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_fixtures import FAST, AppUnderTest
-from flux_ui.client.errors import FluxError
+from app_fixtures import AppUnderTest
+from conftest import FAST
 from flux_ui.emulator import EmulatorConfig
+from flux_ui.errors import FluxError
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings

@@ -26,21 +26,18 @@ from typing import Any
 
 import httpx
 import pytest
-from test_client import Sleeps
 
-from conftest import FakeService, bfl_ok, foundry_env, image_bytes
+from conftest import FAST, FakeClock, FakeService, bfl_ok, foundry_env, solid_image
+from flux_ui import errors as e
 from flux_ui import history as history_module
 from flux_ui.client import FoundryClient, GenerationRequest
-from flux_ui.client import errors as e
 from flux_ui.emulator import EmulatorConfig, Fault
 from flux_ui.history import History
 from flux_ui.pacing import Quota
-from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
 from flux_ui.ui import handlers, progress
 
-FAST = {m: Quota(1000, 1.0) for m in MODELS}
 SMALL = {"width": 256, "height": 256}
 Outcome = handlers.Generated | e.FluxError
 
@@ -203,7 +200,7 @@ async def test_an_image_sent_before_stop_lands_in_history(tmp_path: Path) -> Non
         requests.append(request)
         arrived.set()
         await gate.wait()
-        return bfl_ok(image_bytes("PNG", (256, 256)))
+        return bfl_ok(solid_image(size=(256, 256)))
 
     settings = load_settings(foundry_env(), dotenv_path=None)
     client = FoundryClient(settings, transport=httpx.MockTransport(service))
@@ -226,14 +223,14 @@ async def test_an_image_sent_before_stop_lands_in_history(tmp_path: Path) -> Non
 async def test_a_request_the_quota_cannot_send_in_time_is_not_sent(fake: FakeService) -> None:
     """On a fake clock: the quota's next slot is 60 s away and the deadline 30 s, so the second request is
     refused at once, instead of being sent when its answer could no longer be awaited."""
-    sleeps = Sleeps()
+    clock = FakeClock()
     settings = load_settings(foundry_env(FLUX_DEPLOYMENTS="FLUX.2-pro:1/60s"), dotenv_path=None)
-    async with FoundryClient(settings, transport=fake.transport, sleep=sleeps, clock=sleeps.clock,
+    async with FoundryClient(settings, transport=fake.transport, sleep=clock.sleep, clock=clock,
                              deadline_s=30) as client:
         await client.generate(GenerationRequest("FLUX.2-pro", "first", (), dict(SMALL)))
         with pytest.raises(e.ServiceTimeoutError) as caught:
             await client.generate(GenerationRequest("FLUX.2-pro", "second", (), dict(SMALL)))
-    assert len(fake.requests) == 1 and sleeps.waits == []
+    assert len(fake.requests) == 1 and clock.waits == []
     assert (caught.value.sent, caught.value.billed) == (False, "no")
     assert "The request was not sent to FLUX.2 [pro]" in str(caught.value) and "had no free slot in time" in str(
         caught.value)
@@ -242,9 +239,9 @@ async def test_a_request_the_quota_cannot_send_in_time_is_not_sent(fake: FakeSer
 async def test_a_result_that_cannot_be_fetched_says_it_is_billed(fake: FakeService) -> None:
     link = "https://x.blob.core.windows.net/r.jpg?se=1"
     fake.queue = [httpx.Response(200, json={"data": [{"url": link}]}), *[httpx.Response(503)] * 3]
-    sleeps = Sleeps()
+    clock = FakeClock()
     settings = load_settings(foundry_env(), dotenv_path=None)
-    async with FoundryClient(settings, transport=fake.transport, sleep=sleeps, clock=sleeps.clock) as client:
+    async with FoundryClient(settings, transport=fake.transport, sleep=clock.sleep, clock=clock) as client:
         with pytest.raises(e.ServiceError) as caught:
             await client.generate(GenerationRequest("FLUX.2-pro", "fetched never", (), dict(SMALL)))
     assert [r.method for r in fake.requests] == ["POST", "GET", "GET", "GET"]  # fetched again, never regenerated

@@ -10,11 +10,13 @@ import pytest
 
 from app_fixtures import AppUnderTest, screenshot
 from flux_ui.emulator.config import Fault
-from flux_ui.registry import MODELS
+from flux_ui.registry import MODELS, Mode
+from flux_ui.ui.compare_run import DEFAULT_PICKS
 
 pytestmark = pytest.mark.browser
 
-DEFAULTS = ["FLUX.2-pro", "FLUX.2-flex", "FLUX.1-Kontext-pro"]  # the tab's first three
+#: The models the tab ticks at first: the first few of those that make an image from a prompt.
+DEFAULTS = [m for m in MODELS if MODELS[m].does(Mode.GENERATE)][:DEFAULT_PICKS]
 
 
 def open_tab(page, app: AppUnderTest) -> None:

@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from app_fixtures import AppUnderTest, screenshot
-from conftest import SAMPLES
+from conftest import SAMPLES, solid_files
 from flux_ui.registry import MODELS
 
 pytestmark = pytest.mark.browser
@@ -21,13 +20,7 @@ COLOURS = [(230, 25, 25), (25, 230, 25), (25, 25, 230), (230, 230, 25), (230, 25
 
 @pytest.fixture(scope="module")
 def solid(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    folder = tmp_path_factory.mktemp("references")
-    paths = []
-    for i, colour in enumerate(COLOURS, start=1):
-        path = folder / f"solid-{i:02d}.png"
-        Image.new("RGB", (96, 64), colour).save(path)
-        paths.append(str(path))
-    return paths
+    return solid_files(tmp_path_factory.mktemp("references"), COLOURS)  # solid-01.png, solid-02.png, ...
 
 
 def colour_of(mean_rgb: list[float]) -> int:

@@ -5,7 +5,6 @@ outputs folder flux-ui cannot write (a path payload outside the uploads: tests/t
 from __future__ import annotations
 
 import html
-import io
 import os
 import re
 import subprocess
@@ -18,13 +17,12 @@ from typing import Any
 import gradio as gr
 import pytest
 import pytest_asyncio
-from PIL import Image
 
-from app_fixtures import FAST
+from conftest import FAST, solid_image
 from flux_ui.client import validation
-from flux_ui.client.errors import ValidationError
 from flux_ui.client.validation import GenerationRequest, validate
 from flux_ui.emulator import EmulatorConfig
+from flux_ui.errors import ValidationError
 from flux_ui.history import History, OutputsFolderError
 from flux_ui.images import embed_metadata
 from flux_ui.runtime import Runtime, start_runtime
@@ -53,10 +51,8 @@ def demo(runtime_m: Runtime) -> gr.Blocks:
 
 def dropped(demo: gr.Blocks, settings: dict[str, Any], folder: Path) -> tuple[list[Any], str]:
     """What History's drop box answers for a PNG carrying these settings: (updates, message)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), (30, 60, 90)).save(buffer, "PNG")
     path = folder / "dropped.png"
-    path.write_bytes(embed_metadata(buffer.getvalue(), settings))
+    path.write_bytes(embed_metadata(solid_image((30, 60, 90), (32, 32)), settings))
     drop = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_drop")
     *updates, message = drop.fn(str(path))
     return updates, message

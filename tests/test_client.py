@@ -12,33 +12,22 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import ENDPOINT, KEY, FakeCredential, FakeService, bfl_ok, foundry_env, image_bytes
+from conftest import ENDPOINT, KEY, FakeClock, FakeCredential, FakeService, bfl_ok, foundry_env, solid_image
+from flux_ui import errors as e
 from flux_ui.client import FoundryClient, GenerationRequest, ProgressEvent
-from flux_ui.client import errors as e
-from flux_ui.registry import Route
+from flux_ui.pacing import Quota, pacing_margin
+from flux_ui.registry import MODELS, Route
 from flux_ui.settings import load_settings
 
-
-class Sleeps:
-    """A fake clock: records the waits the client asks for and moves time on by them."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+#: The small photo most of these tests send and receive.
+JPEG = solid_image(size=(64, 48), fmt="JPEG")
 
 
-def make_client(fake: FakeService, sleeps: Sleeps | None = None, **env: str) -> FoundryClient:
+def make_client(fake: FakeService, clock: FakeClock | None = None, **env: str) -> FoundryClient:
+    """A client on a fake clock: its waits (backoff, pacing, polling) take no real time."""
     settings = load_settings(foundry_env(**env), dotenv_path=None)
-    sleeps = sleeps or Sleeps()
-    return FoundryClient(settings, transport=fake.transport, sleep=sleeps, clock=sleeps.clock, deadline_s=30)
+    clock = clock or FakeClock()
+    return FoundryClient(settings, transport=fake.transport, sleep=clock.sleep, clock=clock, deadline_s=30)
 
 
 def req(model: str = "FLUX.2-pro", prompt: str = "a red fox", refs: list[bytes] | None = None,
@@ -51,7 +40,7 @@ def error(status: int, body: object, headers: dict[str, str] | None = None) -> h
 
 
 async def test_bfl_text_to_image(fake: FakeService) -> None:
-    png = image_bytes("PNG", (1024, 768))
+    png = solid_image(size=(1024, 768))
     fake.handler = lambda r: bfl_ok(png, cost=3, input_mp=0.0, output_mp=0.79, total_pixels=786432)
     events: list[ProgressEvent] = []
     settings = load_settings(foundry_env(), dotenv_path=None)
@@ -89,7 +78,7 @@ async def test_deployment_name_goes_in_the_body(fake: FakeService) -> None:
 
 async def test_references_are_sent_in_order_as_input_image_n(fake: FakeService) -> None:
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
-    refs = [image_bytes("PNG", (320, 240), c) for c in colours]
+    refs = [solid_image(c, (320, 240)) for c in colours]
     async with make_client(fake) as client:
         result = await client.generate(req("FLUX.2-flex", refs=refs))
     body = fake.body()
@@ -103,7 +92,7 @@ async def test_references_are_sent_in_order_as_input_image_n(fake: FakeService) 
 
 
 async def test_polling_flow_downloads_the_result_at_once(fake: FakeService) -> None:
-    jpeg = image_bytes("JPEG", (800, 600))
+    jpeg = solid_image(size=(800, 600), fmt="JPEG")
     polls = {"n": 0}
 
     def handler(r: httpx.Request) -> httpx.Response:
@@ -120,13 +109,13 @@ async def test_polling_flow_downloads_the_result_at_once(fake: FakeService) -> N
         return httpx.Response(200, content=jpeg, headers={"content-type": "image/jpeg"})
 
     fake.handler = handler
-    sleeps = Sleeps()
-    async with make_client(fake, sleeps) as client:
+    clock = FakeClock()
+    async with make_client(fake, clock) as client:
         result = await client.generate(req("FLUX.1-Kontext-pro"))
     assert result.image == jpeg and polls["n"] == 3
     assert fake.requests[1].headers["authorization"] == f"Bearer {KEY}"  # polling on the service's host
     assert "authorization" not in fake.requests[-1].headers  # the signed link gets no key
-    assert len(sleeps.waits) == 2 and sleeps.waits[1] > sleeps.waits[0]
+    assert len(clock.waits) == 2 and clock.waits[1] > clock.waits[0]
 
 
 @pytest.mark.parametrize(("status", "kind"), [("Request Moderated", e.ContentRefusedError),
@@ -142,7 +131,7 @@ async def test_polling_end_states(fake: FakeService, status: str, kind: type[Exc
 
 
 async def test_url_result_in_data(fake: FakeService) -> None:
-    jpeg = image_bytes()
+    jpeg = JPEG
     fake.queue = [httpx.Response(200, json={"data": [{"url": "https://x.blob.core.windows.net/r.jpg?se=1"}]}),
                   httpx.Response(200, content=jpeg)]
     async with make_client(fake) as client:
@@ -172,7 +161,8 @@ async def test_expired_result_link(fake: FakeService) -> None:
 @pytest.mark.parametrize("form", ["deployment", "model"])
 async def test_image_api_generations_both_path_forms(fake: FakeService, form: str) -> None:
     fake.handler = lambda r: httpx.Response(200, json={"created": 1, "data": [{
-        "url": None, "b64_json": base64.b64encode(image_bytes("JPEG", (1024, 768))).decode(), "revised_prompt": None,
+        "url": None, "b64_json": base64.b64encode(solid_image(size=(1024, 768), fmt="JPEG")).decode(),
+        "revised_prompt": None,
         "content_filter_results": {"sexual": {"filtered": False, "severity": "safe"}}}]})
     async with make_client(fake, FLUX_IMAGE_API_PATH=form) as client:
         result = await client.generate(req("FLUX-1.1-pro", route=Route.IMAGES_GENERATIONS))
@@ -188,9 +178,9 @@ async def test_image_api_generations_both_path_forms(fake: FakeService, form: st
 
 
 async def test_image_api_edits_is_multipart(fake: FakeService) -> None:
-    encoded = base64.b64encode(image_bytes()).decode()
+    encoded = base64.b64encode(JPEG).decode()
     fake.handler = lambda r: httpx.Response(200, json={"data": [{"b64_json": encoded}]})
-    ref = image_bytes("PNG", (640, 480), (0, 0, 255))
+    ref = solid_image((0, 0, 255), (640, 480))
     async with make_client(fake) as client:
         await client.generate(req("FLUX.1-Kontext-pro", prompt="make it night", refs=[ref], route=Route.IMAGES_EDITS,
                                   aspect_ratio="1:1"))
@@ -204,7 +194,7 @@ async def test_image_api_edits_is_multipart(fake: FakeService) -> None:
 
 
 async def test_schnell_on_azure_ml(fake: FakeService) -> None:
-    png = image_bytes("PNG", (512, 512))
+    png = solid_image(size=(512, 512))
     fake.handler = lambda r: httpx.Response(200, content=png, headers={"content-type": "image/png"})
     async with make_client(fake) as client:
         result = await client.generate(req("FLUX.1-schnell", width=512, height=512, seed=3))
@@ -217,7 +207,7 @@ async def test_schnell_on_azure_ml(fake: FakeService) -> None:
 
 
 async def test_schnell_negative_prompt_and_jpeg_accept(fake: FakeService) -> None:
-    fake.handler = lambda r: httpx.Response(200, content=image_bytes(), headers={"content-type": "image/jpeg"})
+    fake.handler = lambda r: httpx.Response(200, content=JPEG, headers={"content-type": "image/jpeg"})
     async with make_client(fake) as client:
         await client.generate(req("FLUX.1-schnell", negative_prompt="blur", output_format="jpeg"))
     assert fake.requests[0].headers["accept"] == "image/jpeg"
@@ -277,13 +267,13 @@ STATUSES = [
 async def test_every_status_maps_to_its_error(fake: FakeService, status: int, body: dict, kind: type[e.ServiceError],
                                               words: str, attempts: int) -> None:
     fake.handler = lambda r: error(status, body)
-    sleeps = Sleeps()
-    async with make_client(fake, sleeps) as client:
+    clock = FakeClock()
+    async with make_client(fake, clock) as client:
         with pytest.raises(kind) as info:
             await client.generate(req())
     assert type(info.value) is kind and info.value.status == status
     assert words in str(info.value)
-    assert len(fake.requests) == attempts and len(sleeps.waits) == attempts - 1
+    assert len(fake.requests) == attempts and len(clock.waits) == attempts - 1
     if attempts > 1:
         assert f"after {attempts} attempts" in str(info.value)
 
@@ -297,33 +287,33 @@ async def test_schnell_400_carries_the_toolkits_message(fake: FakeService) -> No
 
 async def test_retry_then_success(fake: FakeService) -> None:
     fake.queue = [error(503, {"error": {"code": "x", "message": "y"}}), error(502, {}), bfl_ok()]
-    sleeps = Sleeps()
+    clock = FakeClock()
     events: list[ProgressEvent] = []
-    async with make_client(fake, sleeps) as client:
+    async with make_client(fake, clock) as client:
         result = await client.generate(req(), events.append)
     assert result.attempts == 3 and len(fake.requests) == 3
-    assert sleeps.waits[0] <= 0.5 and sleeps.waits[1] <= 1.0 and sleeps.waits[1] >= 0.75
+    assert clock.waits[0] <= 0.5 and clock.waits[1] <= 1.0 and clock.waits[1] >= 0.75
     assert [ev.stage for ev in events].count("retrying") == 2
-    assert result.timings.retry_wait_s == pytest.approx(sum(sleeps.waits))
+    assert result.timings.retry_wait_s == pytest.approx(sum(clock.waits))
 
 
 async def test_429_honours_retry_after_and_holds_the_deployment_back(fake: FakeService) -> None:
     fake.queue = [error(429, {"error": {"code": "429", "message": "slow down"}}, {"Retry-After": "2"}), bfl_ok()]
-    sleeps = Sleeps()
+    clock = FakeClock()
     events: list[ProgressEvent] = []
-    async with make_client(fake, sleeps) as client:
+    async with make_client(fake, clock) as client:
         result = await client.generate(req(), events.append)
-    assert sleeps.waits == [pytest.approx(2.0)]  # waited once, in the deployment's pacer
+    assert clock.waits == [pytest.approx(2.0)]  # waited once, in the deployment's pacer
     assert result.timings.paced_s == pytest.approx(2.0)
     assert "Retrying in 2.0 s" in next(ev.message for ev in events if ev.stage == "retrying")
 
 
 async def test_429_retry_after_ms(fake: FakeService) -> None:
     fake.queue = [error(429, {}, {"retry-after-ms": "250"}), bfl_ok()]
-    sleeps = Sleeps()
-    async with make_client(fake, sleeps) as client:
+    clock = FakeClock()
+    async with make_client(fake, clock) as client:
         await client.generate(req())
-    assert sleeps.waits == [pytest.approx(0.25)]
+    assert clock.waits == [pytest.approx(0.25)]
 
 
 async def test_quota_wall_is_not_waited_out(fake: FakeService) -> None:
@@ -350,7 +340,7 @@ async def test_an_outage_asking_a_long_wait_is_not_called_a_spent_quota(fake: Fa
     httpx.Response(200, json={"data": []}),
     httpx.Response(200, content=b"{not json"),
     httpx.Response(200, json={"data": [{"b64_json": "!!!not base64!!!"}]}),
-    httpx.Response(200, json={"data": [{"b64_json": base64.b64encode(image_bytes()[:100]).decode()}]}),
+    httpx.Response(200, json={"data": [{"b64_json": base64.b64encode(JPEG[:100]).decode()}]}),
 ])
 async def test_empty_or_unreadable_answers_are_retried(fake: FakeService, bad: httpx.Response) -> None:
     fake.queue = [bad, bfl_ok()]
@@ -440,24 +430,24 @@ async def test_a_second_401_is_final(fake: FakeService) -> None:
 
 # --- refusals before any network call ------------------------------------------------------
 
-@pytest.mark.parametrize(("model", "count", "limit"), [("FLUX.2-flex", 11, "10"), ("FLUX.2-pro", 9, "8"),
-                                                        ("FLUX.1-Kontext-pro", 2, "1"), ("FLUX-1.1-pro", 1, "no")])
-async def test_too_many_references_fail_before_any_request(model: str, count: int, limit: str) -> None:
+@pytest.mark.parametrize("model", list(MODELS))
+async def test_too_many_references_fail_before_any_request(model: str) -> None:
+    limit = MODELS[model].max_references
     fake = FakeService(handler=None)
     async with make_client(fake) as client:
         with pytest.raises(e.ValidationError) as info:
-            await client.generate(req(model, refs=[image_bytes()] * count))
+            await client.generate(req(model, refs=[JPEG] * (limit + 1)))
     assert fake.requests == []
     message = str(info.value)
-    assert model.split("-")[0] in message or "FLUX" in message
-    assert (f"at most {limit}" in message) if limit != "no" else ("no reference images" in message)
+    assert MODELS[model].display_name in message
+    assert (f"at most {limit}" in message) if limit else ("no reference images" in message)
 
 
 async def test_bad_reference_fails_before_any_request() -> None:
     fake = FakeService(handler=None)
     async with make_client(fake) as client:
         with pytest.raises(e.ReferenceImageError, match="image 2"):
-            await client.generate(req("FLUX.2-pro", refs=[image_bytes(), b"%PDF-1.7 not an image"]))
+            await client.generate(req("FLUX.2-pro", refs=[JPEG, b"%PDF-1.7 not an image"]))
     assert fake.requests == []
 
 
@@ -471,12 +461,21 @@ async def test_a_model_that_is_not_deployed() -> None:
 
 
 async def test_pacing_spreads_a_burst_within_the_quota(fake: FakeService) -> None:
-    settings = load_settings(foundry_env(FLUX_DEPLOYMENTS="FLUX.2-pro:2/0.4s"), dotenv_path=None)
-    async with FoundryClient(settings, transport=fake.transport) as client:
+    clock = FakeClock()
+    sent: list[float] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        sent.append(clock() - start)
+        return bfl_ok()
+
+    fake.handler = service
+    start = clock()
+    async with make_client(fake, clock, FLUX_DEPLOYMENTS="FLUX.2-pro:2/0.4s") as client:
         results = await asyncio.gather(*(client.generate(req()) for _ in range(4)))
-    waited = sorted(r.timings.paced_s for r in results)
-    assert waited[0] < 0.05 and waited[1] < 0.05  # two fit at once
-    assert waited[2] >= 0.35 and waited[3] >= 0.35  # the other two wait for the window
+    frees_s = 0.4 + pacing_margin(Quota(2, 0.4))  # a slot is kept a little past its window
+    assert sent == [0.0, 0.0, pytest.approx(frees_s), pytest.approx(frees_s)]  # two at once, two when it frees
+    assert sorted(r.timings.paced_s for r in results)[:2] == [0.0, 0.0]
+    assert max(r.timings.paced_s for r in results) == pytest.approx(frees_s)  # and not a moment longer
 
 
 async def test_progress_callback_errors_do_not_break_the_request(fake: FakeService) -> None:

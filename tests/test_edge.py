@@ -23,7 +23,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from app_fixtures import AppUnderTest, running_app
-from conftest import REPO, image_bytes
+from conftest import REPO, solid_image
 from flux_ui.settings import SettingsError, load_settings
 from flux_ui.ui import edge
 from flux_ui.ui.edge import MB, StreamLimits, UploadLimits, stream_budget, written_files
@@ -171,7 +171,7 @@ def test_only_the_images_history_saved_and_the_files_flux_ui_registers_are_serve
     assert raw_get(gated.app, f"/gradio_api/file={saved}")[0] == 401  # and still only with a session
     sheet = gated.app.outputs / "exports" / f"sheet-{secrets.token_hex(4)}.png"
     sheet.parent.mkdir(exist_ok=True)
-    sheet.write_bytes(image_bytes("PNG"))
+    sheet.write_bytes(solid_image(size=(64, 48)))
     assert raw_get(gated.app, f"/gradio_api/file={sheet}", gated.session.cookies)[0] == 404
     written_files(gated.app.outputs).add(sheet)
     assert raw_get(gated.app, f"/gradio_api/file={sheet}", gated.session.cookies) == (200, sheet.read_bytes())

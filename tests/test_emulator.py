@@ -13,18 +13,9 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from conftest import SAMPLES, solid_image
 from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emulator)
-from emulator_fixtures import (
-    KEY,
-    SAMPLES,
-    b64,
-    bearer,
-    bfl_url,
-    decode_image,
-    sample_bytes,
-    solid_png,
-    start_emulator,
-)
+from emulator_fixtures import KEY, b64, bearer, bfl_url, decode_image, sample_bytes, start_emulator
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.registry import MODELS, AspectRatioSize, aspect_ratio_size
 
@@ -182,7 +173,7 @@ def test_image_api_deployment_path_with_api_key_header(emu: Emulator, http: http
 def test_image_api_edit_by_deployment_path_with_image_array(emu: Emulator, http: httpx.Client) -> None:
     url = f"{emu.base_url}/openai/deployments/FLUX.1-Kontext-pro/images/edits?api-version=preview"
     r = http.post(url, data={"prompt": "make it night", "n": "1"}, headers=bearer(),
-                  files={"image[]": ("red.png", solid_png((200, 0, 0), (300, 200)), "image/png")})
+                  files={"image[]": ("red.png", solid_image((200, 0, 0), (300, 200)), "image/png")})
     assert r.status_code == 200, r.text
     img = decode_image(r.json()["data"][0]["b64_json"])
     # No size: Kontext keeps the input's 3:2 ratio at about 1 MP, on the 32 grid.
@@ -278,7 +269,7 @@ def test_kontext_without_aspect_ratio(emu: Emulator, http: httpx.Client) -> None
     assert decode_image(square.json()["data"][0]["b64_json"]).size == (1024, 1024)
     # A 30:10 input is wider than 21:9, so the output is clamped to 21:9.
     wide = _bfl_size(http, emu.base_url, "flux-kontext-pro", "FLUX.1-Kontext-pro",
-                     input_image=b64(solid_png((0, 90, 0), (300, 100))))
+                     input_image=b64(solid_image((0, 90, 0), (300, 100))))
     rule = MODELS["FLUX.1-Kontext-pro"].size
     assert isinstance(rule, AspectRatioSize)
     assert decode_image(wide.json()["data"][0]["b64_json"]).size == aspect_ratio_size(rule, (21, 9))

@@ -7,8 +7,9 @@ import re
 import httpx
 import pytest
 
+from conftest import solid_image
 from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emulator)
-from emulator_fixtures import KEY, b64, bearer, bfl_url, solid_png, start_emulator
+from emulator_fixtures import KEY, b64, bearer, bfl_url, start_emulator
 from flux_ui.emulator import Emulator, Fault
 from flux_ui.emulator.auth import make_entra_token
 from flux_ui.registry import MODELS, SEED_MAX
@@ -137,7 +138,7 @@ def test_flux2_is_not_on_the_image_api(emu: Emulator, http: httpx.Client) -> Non
 
 def test_flux_1_1_pro_has_no_edits(emu: Emulator, http: httpx.Client) -> None:
     r = http.post(f"{emu.base_url}/openai/images/edits?api-version=preview", data={"model": "FLUX-1.1-pro",
-                  "prompt": PROMPT}, files={"image": ("a.png", solid_png((1, 2, 3)), "image/png")}, headers=bearer())
+                  "prompt": PROMPT}, files={"image": ("a.png", solid_image((1, 2, 3)), "image/png")}, headers=bearer())
     assert r.status_code == 400 and r.json()["error"]["code"] == "OperationNotSupported"
 
 
@@ -155,7 +156,7 @@ def test_unknown_path_is_404_and_logged(emu: Emulator, http: httpx.Client) -> No
 
 @pytest.mark.parametrize(("model", "allowed"), [(m.id, m.max_references) for m in MODELS.values() if m.bfl_path])
 def test_reference_count_per_model(emu: Emulator, http: httpx.Client, model: str, allowed: int) -> None:
-    image = b64(solid_png((10, 20, 30), (32, 32)))
+    image = b64(solid_image((10, 20, 30), (32, 32)))
     fields = {("input_image" if i == 1 else f"input_image_{i}"): image for i in range(1, allowed + 2)}
     r = post_bfl(http, emu.base_url, model, **fields)
     assert r.status_code == 422
@@ -170,20 +171,20 @@ def test_reference_count_per_model(emu: Emulator, http: httpx.Client, model: str
 
 @pytest.mark.parametrize(("value", "fragment"), [
     ("not base64 at all!", "not valid base64"),
-    (b64(solid_png((1, 1, 1)))[:-1], "not valid base64"),
-    ("data:image/png;base64," + b64(solid_png((1, 1, 1))), "data: URL"),
+    (b64(solid_image((1, 1, 1)))[:-1], "not valid base64"),
+    ("data:image/png;base64," + b64(solid_image((1, 1, 1))), "data: URL"),
     (b64(b"just some text, not an image"), "not an image"),
-    (b64(solid_png((1, 1, 1))[:-30]), "not a complete image"),
+    (b64(solid_image((1, 1, 1))[:-30]), "not a complete image"),
 ], ids=["garbage", "cut-base64", "data-url", "text", "cut-png"])
 def test_400_for_an_unreadable_reference(emu: Emulator, http: httpx.Client, value: str, fragment: str) -> None:
-    r = post_bfl(http, emu.base_url, "FLUX.2-pro", input_image=b64(solid_png((0, 0, 0))), input_image_2=value)
+    r = post_bfl(http, emu.base_url, "FLUX.2-pro", input_image=b64(solid_image((0, 0, 0))), input_image_2=value)
     assert r.status_code == 400
     error = r.json()["error"]
     assert "input_image_2" in error["message"] and fragment in error["message"]
 
 
 def test_400_for_an_oversized_reference(emu: Emulator, http: httpx.Client) -> None:
-    huge_pixels = b64(solid_png((5, 5, 5), (5000, 4300)))  # 21.5 MP, a small file
+    huge_pixels = b64(solid_image((5, 5, 5), (5000, 4300)))  # 21.5 MP, a small file
     r = post_bfl(http, emu.base_url, "FLUX.2-flex", input_image=huge_pixels)
     assert r.status_code == 400 and "20 megapixels" in r.json()["error"]["message"]
     huge_bytes = "A" * (28 * 1024 * 1024)  # decodes to 21 MB
@@ -196,8 +197,8 @@ def test_400_for_a_bad_upload_on_edits(emu: Emulator, http: httpx.Client) -> Non
                   data={"model": "FLUX.1-Kontext-pro", "prompt": PROMPT},
                   files={"image": ("a.png", b"GIF89a not really", "image/png")}, headers=bearer())
     assert r.status_code == 400 and "image" in r.json()["error"]["message"]
-    two = [("image[]", ("a.png", solid_png((1, 1, 1)), "image/png")),
-           ("image[]", ("b.png", solid_png((2, 2, 2)), "image/png"))]
+    two = [("image[]", ("a.png", solid_image((1, 1, 1)), "image/png")),
+           ("image[]", ("b.png", solid_image((2, 2, 2)), "image/png"))]
     r = http.post(f"{emu.base_url}/openai/images/edits?api-version=preview",
                   data={"model": "FLUX.1-Kontext-pro", "prompt": PROMPT}, files=two, headers=bearer())
     assert r.status_code == 400
@@ -240,7 +241,7 @@ def test_422_for_a_bad_parameter(emu: Emulator, http: httpx.Client, model: str, 
 def test_kontext_safety_tolerance_is_stricter_for_edits(emu: Emulator, http: httpx.Client) -> None:
     assert post_bfl(http, emu.base_url, "FLUX.1-Kontext-pro", safety_tolerance=3).status_code == 200
     r = post_bfl(http, emu.base_url, "FLUX.1-Kontext-pro", safety_tolerance=3,
-                 input_image=b64(solid_png((9, 9, 9))))
+                 input_image=b64(solid_image((9, 9, 9))))
     assert r.status_code == 422
     assert "when an input image is sent" in r.json()["detail"][0]["msg"]
 

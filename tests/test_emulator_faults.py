@@ -331,12 +331,24 @@ async def test_the_app_runs_in_process_over_asgi() -> None:
         assert log[-1]["status"] == 200
 
 
-def test_a_request_answered_after_a_clear_stays_out_of_the_log(emu: Emulator, http: httpx.Client) -> None:
+def test_a_request_answered_after_a_clear_stays_out_of_the_log(emu: Emulator, http: httpx.Client,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     emu.set_faults("FLUX.2-pro", [Fault("latency", seconds=0.4, count=1)])
+    drawn = threading.Event()
+    draw = emu.state.faults.draw
+
+    def draw_and_tell(*args: object, **kwargs: object) -> object:
+        try:
+            return draw(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            drawn.set()
+
+    monkeypatch.setattr(emu.state.faults, "draw", draw_and_tell)
     with httpx.Client(timeout=10) as other:
         slow = threading.Thread(target=send, args=(other, emu))
         slow.start()
-        time.sleep(0.15)  # the slow request has arrived and is waiting out its latency
+        assert drawn.wait(timeout=10)  # the slow request has arrived and is waiting out its latency
+        assert emu.faults()["FLUX.2-pro"][0]["count"] == 0
         emu.clear()
         slow.join()
     assert emu.requests() == []

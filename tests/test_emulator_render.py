@@ -8,8 +8,9 @@ import httpx
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from conftest import solid_image
 from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emulator)
-from emulator_fixtures import b64, bearer, bfl_url, decode_image, solid_png
+from emulator_fixtures import b64, bearer, bfl_url, decode_image
 from flux_ui.emulator import Emulator
 from flux_ui.emulator.references import decode_reference_bytes
 from flux_ui.emulator.render import RenderRequest, reference_tiles, render, render_image
@@ -43,7 +44,7 @@ def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 40) -> bool:
 
 def test_same_request_same_bytes_over_http(emu: Emulator, http: httpx.Client) -> None:
     body = {"model": "FLUX.2-pro", "prompt": "a heron in the reeds", "seed": 7, "width": 640, "height": 480,
-            "input_image": b64(solid_png((200, 10, 10)))}
+            "input_image": b64(solid_image((200, 10, 10)))}
     first = http.post(bfl_url(emu.base_url, "flux-2-pro"), json=body, headers=bearer()).json()
     second = http.post(bfl_url(emu.base_url, "flux-2-pro"), json=body, headers=bearer()).json()
     assert first["data"][0]["b64_json"] == second["data"][0]["b64_json"]
@@ -78,7 +79,7 @@ def test_seed_differs_over_http(emu: Emulator, http: httpx.Client) -> None:
 def test_references_arrive_in_order(emu: Emulator, http: httpx.Client) -> None:
     red, blue = (220, 30, 30), (30, 60, 220)
     body = {"model": "FLUX.2-pro", "prompt": "swap them", "width": 1024, "height": 768, "output_format": "png",
-            "input_image": b64(solid_png(red)), "input_image_2": b64(solid_png(blue))}
+            "input_image": b64(solid_image(red)), "input_image_2": b64(solid_image(blue))}
     r = http.post(bfl_url(emu.base_url, "flux-2-pro"), json=body, headers=bearer())
     assert r.status_code == 200
     refs = emu.requests()[-1]["references"]
@@ -90,7 +91,7 @@ def test_references_arrive_in_order(emu: Emulator, http: httpx.Client) -> None:
 def test_ten_references_on_flex_in_order(emu: Emulator, http: httpx.Client) -> None:
     body: dict[str, object] = {"model": "FLUX.2-flex", "prompt": "a collage", "width": 1600, "height": 1200}
     for i, colour in enumerate(COLOURS, start=1):
-        body["input_image" if i == 1 else f"input_image_{i}"] = b64(solid_png(colour))
+        body["input_image" if i == 1 else f"input_image_{i}"] = b64(solid_image(colour))
     r = http.post(bfl_url(emu.base_url, "flux-2-flex"), json=body, headers=bearer())
     assert r.status_code == 200, r.text
     img = decode_image(r.json()["data"][0]["b64_json"])  # JPEG: colours within a tolerance
@@ -99,7 +100,7 @@ def test_ten_references_on_flex_in_order(emu: Emulator, http: httpx.Client) -> N
 
 
 def test_tile_labels_are_drawn() -> None:
-    ref = decode_reference_bytes("input_image", 1, solid_png((0, 200, 0)))
+    ref = decode_reference_bytes("input_image", 1, solid_image((0, 200, 0)))
     img = render_image(request(references=(ref,)))
     (label_box, _), = reference_tiles(img.width, img.height, 1)
     strip = img.crop(label_box).convert("L")
@@ -117,7 +118,7 @@ def test_transparent_reference_is_laid_over_white() -> None:
 
 @pytest.mark.parametrize("size", [(64, 64), (2048, 64), (256, 2048), (2048, 2048)])
 def test_extreme_sizes_render(size: tuple[int, int]) -> None:
-    refs = tuple(decode_reference_bytes("input_image" if i == 1 else f"input_image_{i}", i, solid_png(COLOURS[i]))
+    refs = tuple(decode_reference_bytes("input_image" if i == 1 else f"input_image_{i}", i, solid_image(COLOURS[i]))
                  for i in range(1, 4))
     img = decode_image(render(request(width=size[0], height=size[1], output_format="jpeg", references=refs,
                                       prompt="word " * 3000)))

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator_fixtures import b64, bearer, bfl_url, solid_png
+from conftest import solid_image
+from emulator_fixtures import b64, bearer, bfl_url
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.emulator.auth import make_entra_token
 
@@ -25,7 +26,7 @@ def test_the_key_appears_nowhere(caplog: pytest.LogCaptureFixture, capsys: pytes
     caplog.set_level(logging.DEBUG)
     with Emulator(EmulatorConfig(api_key=CANARY, enforce_quotas=False)) as emu, httpx.Client() as http:
         body = {"model": "FLUX.2-pro", "prompt": "a heron", "width": 256, "height": 256,
-                "input_image": b64(solid_png((1, 2, 3)))}
+                "input_image": b64(solid_image((1, 2, 3)))}
         attempts = [
             http.post(bfl_url(emu.base_url, "flux-2-pro"), json=body, headers=bearer(CANARY)),
             http.post(bfl_url(emu.base_url, "flux-2-pro"), json=body, headers={"api-key": CANARY}),

@@ -27,9 +27,9 @@ from starlette.routing import Mount
 
 import app as app_module
 from app_fixtures import AppUnderTest, running_app
-from conftest import REPO, FakeService, foundry_env, image_bytes
+from conftest import REPO, FakeService, foundry_env, solid_image
 from flux_ui.client import FoundryClient, GenerationRequest
-from flux_ui.client.errors import MalformedResponseError
+from flux_ui.errors import MalformedResponseError
 from flux_ui.history import DB_NAME
 from flux_ui.settings import load_settings
 from flux_ui.ui.launch import exposure_problem, is_loopback, launch_options
@@ -216,7 +216,8 @@ def test_the_login_page_shows_only_the_login(guarded: Guarded) -> None:
     # model IDs), which /gradio_api/info withholds without a session; launch.py empties it (see
     # tests/test_login_guard.py), and it never held anyone's images or prompts.
     api_info = re.search(r"window\.gradio_api_info = (.*?);</script>", page, re.DOTALL)
-    assert api_info is None or (SAVED_PROMPT not in api_info.group(1) and "/generate" not in api_info.group(1))
+    assert api_info is not None and SAVED_PROMPT not in api_info.group(1)
+    assert json.loads(api_info.group(1)) == {"named_endpoints": {}, "unnamed_endpoints": {}}  # no endpoint named
 
 
 # --- files ---------------------------------------------------------------------------------------------------
@@ -274,7 +275,8 @@ def file_data(path: str | Path) -> dict[str, Any]:
 
 def test_file_inputs_take_uploads(guarded: Guarded) -> None:
     """The positive control for the refusals below: the same call with an uploaded file goes through."""
-    uploaded = guarded.session.post("/gradio_api/upload", files={"files": ("ref.png", image_bytes("PNG"))}).json()
+    reference = solid_image(size=(64, 48))
+    uploaded = guarded.session.post("/gradio_api/upload", files={"files": ("ref.png", reference)}).json()
     edited = call_with_a_session(guarded, "edit", prompt="image 1 on a table", references=[file_data(uploaded[0])],
                                  width=256, height=256)
     assert "event: complete" in edited and guarded.app.emulator.requests()[-1]["prompt"] == "image 1 on a table"
@@ -298,7 +300,7 @@ def test_file_inputs_cannot_name_files_outside_the_uploads(guarded: Guarded, pat
 def test_uploads_over_the_limit_are_refused(guarded: Guarded) -> None:
     limit = guarded.app.demo.max_file_size
     assert limit == 50 * 1024 * 1024  # launch.MAX_UPLOAD, as Gradio parsed it
-    small = guarded.session.post("/gradio_api/upload", files={"files": ("small.png", image_bytes("PNG"))})
+    small = guarded.session.post("/gradio_api/upload", files={"files": ("small.png", solid_image(size=(64, 48)))})
     assert small.status_code == 200  # the session may upload, so the refusal below is the size's
     try:
         big = guarded.session.post("/gradio_api/upload", files={"files": ("big.png", b"\0" * (limit + 1))})
@@ -362,7 +364,7 @@ async def test_result_links_off_the_service_are_never_fetched(url: str, emulator
 
 @pytest.mark.parametrize("flow", ["url", "polling"])
 async def test_the_configured_emulators_own_links_are_fetched(flow: str) -> None:
-    image = image_bytes("PNG")
+    image = solid_image(size=(64, 48))
     ready = httpx.Response(200, json={"status": "Ready", "result": {"sample": f"{EMULATOR}/d/r.png", "seed": 1}})
     fake = FakeService(queue=[*answer_with(f"{EMULATOR}/{'v1/get_result?id=t1' if flow == 'polling' else 'd/r.png'}",
                                            flow), *([ready] if flow == "polling" else []),

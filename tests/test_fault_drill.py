@@ -25,14 +25,15 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from app_fixtures import FAST
-from conftest import ENDPOINT, FakeService, image_bytes
+from conftest import ENDPOINT, FAST, FakeService, solid_image
+from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emulator)
+from emulator_fixtures import own_emulator
 from flux_ui.client.auth import TokenCredential
 from flux_ui.client.core import FoundryClient, GenerationRequest
-from flux_ui.client.errors import FluxError, MalformedResponseError
 from flux_ui.client.retry import MAX_RETRIES, backoff
-from flux_ui.emulator import Emulator, EmulatorConfig, Fault
+from flux_ui.emulator import Emulator, Fault
 from flux_ui.emulator.config import GENERATION_ROUTES
+from flux_ui.errors import FluxError, MalformedResponseError
 from flux_ui.history import History
 from flux_ui.registry import Route
 from flux_ui.runtime import Runtime
@@ -54,7 +55,7 @@ SYNC_SWITCHES = {"bfl_style": "sync", "image_api_result": "b64_json", "retry_aft
                  "polling_pending_polls": 1}
 #: Fault labels whose answer never hands the client a whole image.
 SPOILED = ("drop", "empty", "malformed", "expire_url")
-REFERENCE = image_bytes("PNG", (96, 64), (40, 90, 200))
+REFERENCE = solid_image((40, 90, 200))
 #: Built once: loading the CA bundle for every client's transport would cost more than most cases.
 TLS = httpx.create_ssl_context()
 
@@ -308,26 +309,24 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(api_key=KEY, quotas=dict(FAST), rng_seed=11)) as emu:
-        yield emu
+def module_emulator() -> Iterator[Emulator]:
+    """The drill's emulator (``emu`` hands it to each case fresh, and puts it back after): its own key and
+    seed, quotas on (none the drill reaches), the synchronous answers unless a route asks otherwise."""
+    with own_emulator(api_key=KEY, enforce_quotas=True, quotas=dict(FAST), rng_seed=11, **SYNC_SWITCHES) as emulator:
+        yield emulator
 
 
 @pytest.fixture
-def emu(emulator: Emulator, tally: Tally) -> Iterator[Emulator]:
-    """The module's emulator, fresh for each case and put back after it."""
-    emulator.clear()
-    emulator.configure(**SYNC_SWITCHES)
-    yield emulator
-    tally.requests += len(emulator.requests())
-    emulator.clear()
-    if emulator.api_key != KEY:
-        emulator.rotate_key(KEY)
+def tallied(emu: Emulator, tally: Tally) -> Iterator[None]:
+    """Adds the requests a case cost to the drill's figures."""
+    yield
+    tally.requests += len(emu.requests())
 
 
 # --- the drill --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("tallied")
 @pytest.mark.parametrize(("route_name", "fault_name"), CASES, ids=[f"{r}:{f}" for r, f in CASES])
 async def test_fault_drill(emu: Emulator, history: History, tally: Tally, route_name: str, fault_name: str) -> None:
     way, drill = ALL_ROUTES[route_name], drill_for(route_name, fault_name)
@@ -390,6 +389,7 @@ async def test_a_polling_answer_that_is_not_an_object_ends_the_wait(settings: Se
 # --- the emulator's faults on result downloads -------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("tallied")
 def test_the_emulator_plays_faults_on_result_downloads(emu: Emulator) -> None:
     """Opt-in with routes=("delivery",), keyed by the deployment whose result it is; a 5xx in Blob Storage's XML."""
     emu.configure(image_api_result="url")

@@ -24,8 +24,8 @@ import pytest
 from gradio_client import Client
 from test_fault_drill import ALL_ROUTES, PROMPT, ROUTES, SMALL, click, drill_runtime
 
-from app_fixtures import FAST, AppUnderTest
-from conftest import FakeCredential
+from app_fixtures import AppUnderTest
+from conftest import FAST, FAST_RPM, FakeCredential
 from flux_ui.client.core import FoundryClient
 from flux_ui.client.retry import MAX_RETRIES
 from flux_ui.emulator import Emulator, Fault
@@ -105,7 +105,7 @@ def entra_accepted(app: AppUnderTest) -> Iterator[None]:
 
 
 def entra_settings(emulator: Emulator, history: History) -> Settings:
-    deployments = ",".join(f"{m}:1000/1s" for m in ("FLUX.2-pro", "FLUX.1-Kontext-pro", "FLUX-1.1-pro"))
+    deployments = ",".join(f"{m}:{FAST_RPM}" for m in dict.fromkeys(ALL_ROUTES[r].model for r in ENTRA_ROUTES))
     return load_settings({"AZURE_ENDPOINT": emulator.base_url, "AZURE_AUTH": "entra", "FLUX_DEPLOYMENTS": deployments,
                           "FLUX_OUTPUT_DIR": str(history.folder)}, dotenv_path=None)
 

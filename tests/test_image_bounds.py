@@ -9,7 +9,6 @@ untouched by whatever else the test run has done. The child resets its high-wate
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import subprocess
@@ -21,10 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageFile
+from PIL import ImageFile
 
+from conftest import solid_image
 from flux_ui import images
-from flux_ui.client.errors import ReferenceImageError
+from flux_ui.errors import ReferenceImageError
 from flux_ui.images import memory, prepare_reference, prepare_references, read_metadata
 from flux_ui.registry import FOUR_MP
 
@@ -78,7 +78,7 @@ def bomb_payload(inflated: int = BOMB_INFLATED) -> bytes:
     return _deflate_stream(block for _ in range(inflated // MB))
 
 
-def solid_png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
+def streamed_png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
     """A one-colour RGBA PNG, deflated row by row: the full pixels never exist in this process."""
     row = b"\x00" + bytes(rgba) * width  # filter type 0, then the row's pixels
     ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 6, 0, 0, 0))
@@ -98,9 +98,7 @@ def bomb() -> bytes:
 
 @pytest.fixture(scope="module")
 def small_png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (255, 0, 0)).save(buf, "PNG")
-    return buf.getvalue()
+    return solid_image((255, 0, 0), (64, 64))
 
 
 # --- decompression -----------------------------------------------------------------------
@@ -150,7 +148,7 @@ def test_a_metadata_bomb_in_a_reference_is_refused_clearly(tmp_path: Path, small
     path = tmp_path / "bomb.png"
     path.write_bytes(with_chunk(small_png, b"zTXt", b"Comment\x00\x00" + bomb))
     out = run_child(f"""
-from flux_ui.client.errors import ReferenceImageError
+from flux_ui.errors import ReferenceImageError
 from flux_ui.images import prepare_reference
 data = open({str(path)!r}, "rb").read()
 def go():
@@ -179,7 +177,7 @@ def test_pillow_text_limits_are_flux_uis() -> None:
 @pytest.mark.parametrize(("alpha", "fmt"), [(128, "png"), (255, "jpeg")])
 def test_a_huge_reference_is_prepared_in_bounded_memory(tmp_path: Path, alpha: int, fmt: str) -> None:
     path = tmp_path / "huge.png"
-    path.write_bytes(solid_png(SIDE, SIDE, (200, 30, 60, alpha)))
+    path.write_bytes(streamed_png(SIDE, SIDE, (200, 30, 60, alpha)))
     out = run_child(f"""
 from flux_ui.images import prepare_reference
 data = open({str(path)!r}, "rb").read()
@@ -199,7 +197,7 @@ measure(go)
 
 def test_huge_references_at_once_stay_within_the_decode_budget(tmp_path: Path) -> None:
     path = tmp_path / "huge.png"
-    path.write_bytes(solid_png(SIDE, SIDE, (200, 30, 60, 128)))
+    path.write_bytes(streamed_png(SIDE, SIDE, (200, 30, 60, 128)))
     out = run_child(f"""
 import asyncio
 from flux_ui.images import prepare_references
@@ -241,12 +239,7 @@ class DecodeProbe:
 
 
 def _pngs(count: int) -> list[bytes]:
-    out = []
-    for i in range(count):
-        buf = io.BytesIO()
-        Image.new("RGB", (48 + 16 * i, 48), (i, 100, 200)).save(buf, "PNG")
-        out.append(buf.getvalue())
-    return out
+    return [solid_image((i, 100, 200), (48 + 16 * i, 48)) for i in range(count)]
 
 
 async def _three_edits(count: int = 10) -> None:

@@ -19,7 +19,7 @@ import pytest
 from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, ImageStat
 
 from conftest import SAMPLES
-from flux_ui.client.errors import ReferenceImageError
+from flux_ui.errors import ReferenceImageError
 from flux_ui.images import (
     MAX_REFERENCE_BYTES,
     PreparedImage,

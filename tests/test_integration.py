@@ -8,41 +8,20 @@ import base64
 import io
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
-from emulator_fixtures import KEY, sample_bytes, solid_png, start_emulator
+from conftest import FAST, MULTI_REFERENCE_MODELS, solid_image
+from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emulator)
+from emulator_fixtures import own_emulator, sample_bytes
+from flux_ui import errors as e
 from flux_ui.client import FoundryClient, GenerationRequest, ProgressEvent
-from flux_ui.client import errors as e
 from flux_ui.emulator import Emulator, Fault
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS, Route
 from flux_ui.settings import load_settings
-
-FAST = {m: Quota(1000, 1.0) for m in MODELS}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    emu = start_emulator()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def emu(emulator: Emulator) -> Iterator[Emulator]:
-    emulator.clear()
-    switches = {"bfl_style": "sync", "image_api_result": "b64_json", "retry_after_header": True,
-                "schnell_square_only": False}
-    emulator.configure(**switches)
-    yield emulator
-    emulator.configure(**switches)
-    if emulator.api_key != KEY:
-        emulator.rotate_key(KEY)
 
 
 def client_for(emu: Emulator, quotas: dict[str, Quota] | None = None, **options: object) -> FoundryClient:
@@ -99,7 +78,7 @@ async def test_schnell_formats_by_accept(emu: Emulator, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("path_form", ["deployment", "model"])
-@pytest.mark.parametrize("model", ["FLUX.1-Kontext-pro", "FLUX-1.1-pro"])
+@pytest.mark.parametrize("model", [m for m in MODELS if "generations" in MODELS[m].image_api])
 async def test_image_api_generations_both_path_forms(emu: Emulator, path_form: str, model: str) -> None:
     settings = load_settings({"FLUX_IMAGE_API_PATH": path_form}, dotenv_path=None)
     settings = settings.with_emulator(emu.base_url, emu.api_key, FAST)
@@ -133,11 +112,11 @@ async def test_kontext_edit_on_the_bfl_route_matches_the_input_shape(emu: Emulat
     assert (result.size[0] > result.size[1]) == (rocket.width > rocket.height)
 
 
-@pytest.mark.parametrize(("model", "count"), [("FLUX.2-flex", 10), ("FLUX.2-pro", 8)])
+@pytest.mark.parametrize(("model", "count"), [(m, MODELS[m].max_references) for m in MULTI_REFERENCE_MODELS])
 async def test_references_arrive_in_the_order_given(emu: Emulator, model: str, count: int) -> None:
     colours = [(int(255 * i / (count - 1)), 40, 255 - int(255 * i / (count - 1))) for i in range(count)]
     async with client_for(emu) as client:
-        await client.generate(req(model, "blend them", [solid_png(c) for c in colours]))
+        await client.generate(req(model, "blend them", [solid_image(c) for c in colours]))
     refs = generation_log(emu)[-1]["references"]
     assert [r["index"] for r in refs] == list(range(1, count + 1))
     for ref, colour in zip(refs, colours, strict=True):
@@ -350,27 +329,16 @@ async def test_schnell_square_only_endpoint(emu: Emulator) -> None:
         assert (await client.generate(req("FLUX.1-schnell", width=512, height=512))).size == (512, 512)
 
 
-@pytest.mark.parametrize(("model", "count"), [("FLUX.2-flex", 11), ("FLUX.2-pro", 9), ("FLUX.1-Kontext-pro", 2),
-                                              ("FLUX-1.1-pro", 1)])
+@pytest.mark.parametrize(("model", "count"), [(m, spec.max_references + 1) for m, spec in MODELS.items()])
 async def test_refusals_before_sending_leave_the_log_empty(emu: Emulator, model: str, count: int) -> None:
     async with client_for(emu) as client:
         with pytest.raises(e.ValidationError):
-            await client.generate(req(model, refs=[solid_png((1, 2, 3))] * count))
+            await client.generate(req(model, refs=[solid_image((1, 2, 3))] * count))
     assert emu.requests() == []
 
 
 async def _no_sleep(_: float) -> None:
     return None
-
-
-@contextmanager
-def own_emulator(**config: object) -> Iterator[Emulator]:
-    """An emulator of its own, for a test that needs other start-up settings."""
-    emulator = start_emulator(**config)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.mark.parametrize(("status", "kind"), [(400, e.BadRequestError), (403, e.PermissionDeniedError),

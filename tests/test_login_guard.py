@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from app_fixtures import AppUnderTest, running_app
+from conftest import FakeClock
 from flux_ui.settings import load_settings
 from flux_ui.ui import launch
 from flux_ui.ui.guard import UNKNOWN_ACCOUNT, Limits, LoginGuard
@@ -33,17 +34,6 @@ USERS = {"FLUX_UI_USERS": f"alice:{PASSWORD},bob:{PASSWORD}-b"}
 WRONG = f"wrong-{secrets.token_hex(6)}"
 #: Small limits and short delays, so the launched app locks within a second or two.
 QUICK = Limits(per_address=4, per_account=50, first_delay_s=0.05, max_delay_s=0.2)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def guard_with(limits: Limits | None = None) -> tuple[LoginGuard, FakeClock]:

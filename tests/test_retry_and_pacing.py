@@ -7,6 +7,7 @@ import email.utils
 
 import pytest
 
+from conftest import FakeClock
 from flux_ui.client.retry import MAX_BACKOFF_S, backoff, decide_retry, parse_retry_after
 from flux_ui.pacing import Pacer, Quota, SlidingWindow, pacing_margin
 
@@ -126,22 +127,8 @@ def test_block_until_holds_everything_back() -> None:
     assert w.available(3.0) == 5
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 async def test_pacer_spreads_a_burst_without_exceeding_the_quota() -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=0.0)
     pacer = Pacer(Quota(2, 8.0), clock=clock, sleep=clock.sleep)
     sent: list[float] = []
 
@@ -169,11 +156,12 @@ async def test_pacer_status_counts_available_slots() -> None:
 
 
 async def test_a_cancelled_waiter_gives_its_place_back() -> None:
-    pacer = Pacer(Quota(1, 0.3))
+    clock, wakes = FakeClock(), asyncio.Event()  # never set: a waiter sleeps until it is cancelled
+    pacer = Pacer(Quota(1, 0.3), clock=clock, sleep=lambda _: wakes.wait())
     await pacer.acquire()
     waiter = asyncio.create_task(pacer.acquire())
-    await asyncio.sleep(0.05)
-    assert pacer.status().waiting == 1
+    await asyncio.sleep(0)  # the waiter runs up to its sleep
+    assert pacer.status().waiting == 1 and pacer.status().next_slot_in > 0
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter

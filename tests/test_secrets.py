@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FakeService, bfl_ok, foundry_env
 from flux_ui.client import FoundryClient, GenerationRequest
-from flux_ui.client.errors import FluxError
+from flux_ui.errors import FluxError
 from flux_ui.secrets import RedactingFilter, Secret, redact
 from flux_ui.settings import load_settings
 

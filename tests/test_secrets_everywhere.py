@@ -31,9 +31,10 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from app_fixtures import AppUnderTest, call_mcp_tool, running_app
-from flux_ui.client.errors import FluxError
+from conftest import solid_files
 from flux_ui.emulator import Emulator, EmulatorConfig, Fault
 from flux_ui.emulator.auth import make_entra_token
+from flux_ui.errors import FluxError
 from flux_ui.history import DB_NAME
 from flux_ui.images import read_metadata
 from flux_ui.runtime import start_runtime
@@ -267,15 +268,6 @@ def image_texts(data: bytes) -> str:
     return "\n".join(parts)
 
 
-def small_pngs(folder: Path) -> list[str]:
-    paths = []
-    for i, colour in enumerate([(200, 40, 40), (40, 40, 200)], start=1):
-        path = folder / f"reference-{i}.png"
-        Image.new("RGB", (96, 64), colour).save(path)
-        paths.append(str(path))
-    return paths
-
-
 @dataclass
 class CanaryApp:
     app: AppUnderTest
@@ -296,7 +288,7 @@ def canary_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CanaryApp]:
 @pytest.fixture(scope="module")
 def drill(canary_app: CanaryApp, tmp_path_factory: pytest.TempPathFactory) -> Drill:
     app = canary_app.app
-    refs = small_pngs(tmp_path_factory.mktemp("refs"))
+    refs = solid_files(tmp_path_factory.mktemp("refs"), [(200, 40, 40), (40, 40, 200)])
     with all_output() as output, httpx.Client(timeout=60) as http:
         client = Client(app.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
         answers = drive_everything(app, client, http, refs)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENDPOINT, KEY, FakeCredential, foundry_env
+from conftest import ENDPOINT, FOUNDRY_MODELS, KEY, FakeCredential, foundry_env
 from flux_ui.client.auth import EntraAuth, KeyAuth
-from flux_ui.client.errors import AuthenticationError
+from flux_ui.errors import AuthenticationError
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS
 from flux_ui.secrets import Secret
@@ -53,9 +53,9 @@ def test_a_full_foundry_configuration() -> None:
     assert s.deployments["FLUX.1-schnell"].api_key.reveal() == "schnell-key-9a8b7c6d"  # type: ignore[union-attr]
 
 
-def test_default_deployments_are_the_four_foundry_models_at_their_lowest_tier() -> None:
+def test_default_deployments_are_the_foundry_models_at_their_lowest_tier() -> None:
     s = load_settings({"AZURE_ENDPOINT": ENDPOINT, "AZURE_API_KEY": KEY}, dotenv_path=None)
-    assert set(s.deployments) == {"FLUX.2-pro", "FLUX.2-flex", "FLUX.1-Kontext-pro", "FLUX-1.1-pro"}
+    assert set(s.deployments) == set(FOUNDRY_MODELS)
     assert s.deployments["FLUX.2-flex"].quota == Quota.from_rpm(5)
 
 

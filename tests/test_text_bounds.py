@@ -21,8 +21,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from app_fixtures import AppUnderTest
-from flux_ui.client.errors import ValidationError
 from flux_ui.client.validation import MAX_NAME_BYTES, MAX_TEXT_BYTES, GenerationRequest, validate
+from flux_ui.errors import ValidationError
 from flux_ui.history import Entry, History
 from flux_ui.runtime import Runtime
 from flux_ui.ui import build_demo, handlers

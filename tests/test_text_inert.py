@@ -10,7 +10,6 @@ linkify. The browser test at the end runs a hostile Kontext edit in Chromium and
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -24,13 +23,12 @@ import gradio as gr
 import pytest
 import pytest_asyncio
 from gradio.utils import get_upload_folder
-from PIL import Image
 
-from app_fixtures import FAST, AppUnderTest
-from conftest import SAMPLES
+from app_fixtures import AppUnderTest
+from conftest import FAST, SAMPLES, solid_image
 from flux_ui.client.core import ProgressEvent
-from flux_ui.client.errors import ValidationError
 from flux_ui.emulator import EmulatorConfig
+from flux_ui.errors import ValidationError
 from flux_ui.history import Entry
 from flux_ui.images import embed_metadata
 from flux_ui.runtime import Runtime, start_runtime
@@ -291,10 +289,8 @@ def test_history_details_list_and_restore(render: Callable[[list[str]], list[str
 
 
 def png_with(settings: dict[str, Any], folder: Path) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), (9, 99, 199)).save(buffer, "PNG")
     path = folder / "dropped.png"
-    path.write_bytes(embed_metadata(buffer.getvalue(), settings))
+    path.write_bytes(embed_metadata(solid_image((9, 99, 199), (32, 32)), settings))
     return str(path)
 
 

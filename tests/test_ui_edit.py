@@ -7,11 +7,10 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from PIL import Image
 
-from app_fixtures import FAST
-from flux_ui.client.errors import ReferenceImageError, ValidationError
+from conftest import FAST, MULTI_REFERENCE_MODELS, solid_files
 from flux_ui.emulator import EmulatorConfig
+from flux_ui.errors import ReferenceImageError, ValidationError
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
@@ -19,6 +18,7 @@ from flux_ui.ui import edit, handlers
 from flux_ui.ui import references as refs
 from flux_ui.ui.common import TabContext
 
+#: The deployments these scenarios offer the Edit tab: the two FLUX.2 models.
 BOTH = ["FLUX.2-pro", "FLUX.2-flex"]
 COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250), (250, 250, 10)]
 
@@ -33,12 +33,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 @pytest.fixture
 def solid(tmp_path: Path) -> list[str]:
-    paths = []
-    for i, colour in enumerate(COLOURS, start=1):
-        path = tmp_path / f"solid-{i}.png"
-        Image.new("RGB", (64, 48), colour).save(path)
-        paths.append(str(path))
-    return paths
+    return solid_files(tmp_path, COLOURS, (64, 48))
 
 
 def colour_of(mean_rgb: list[float]) -> int:
@@ -55,7 +50,9 @@ def names(n: int) -> list[str]:
 # --- the reference list ---------------------------------------------------------------------
 
 def test_only_models_taking_several_references_are_offered() -> None:
-    assert edit.edit_models(tuple(MODELS)) == [m for m in MODELS if MODELS[m].max_references > 1] == BOTH
+    assert edit.edit_models(tuple(MODELS)) == list(MULTI_REFERENCE_MODELS)
+    assert all(MODELS[m].max_references > 1 for m in MULTI_REFERENCE_MODELS)
+    assert set(BOTH) <= set(MULTI_REFERENCE_MODELS)  # the scenarios below offer Edit models only
 
 
 def test_adding_up_to_the_limit_keeps_everything_in_order() -> None:

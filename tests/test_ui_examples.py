@@ -10,8 +10,7 @@ import gradio as gr
 import pytest
 from gradio.helpers import Examples
 
-from app_fixtures import FAST
-from conftest import foundry_env
+from conftest import FAST, foundry_env
 from flux_ui.assets import EXAMPLES, example_photo
 from flux_ui.emulator import EmulatorConfig
 from flux_ui.registry import MODELS

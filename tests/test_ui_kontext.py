@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from conftest import SAMPLES
-from flux_ui.client.errors import ContentRefusedError, ValidationError
+from flux_ui.errors import ContentRefusedError, ValidationError
 from flux_ui.registry import MODELS, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import kontext, kontext_edit, kontext_trail

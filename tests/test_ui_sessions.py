@@ -9,7 +9,7 @@ import pydantic
 import pytest
 from gradio.state_holder import SessionState
 
-from app_fixtures import FAST
+from conftest import FAST
 from flux_ui.emulator import EmulatorConfig
 from flux_ui.runtime import start_runtime
 from flux_ui.settings import load_settings
