@@ -76,11 +76,13 @@ measure(lambda: {{"ignored": read_metadata(data) is None, "bytes": len(data)}})
 """
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk, CRC included (the tests build their bombs with it too)."""
     return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
-def _deflate(pieces: Iterator[bytes]) -> bytes:
+def deflate_stream(pieces: Iterator[bytes]) -> bytes:
+    """Deflate pieces one at a time, so a bomb's gigabytes are never held at once."""
     packer = zlib.compressobj(9)
     out = bytearray()
     for piece in pieces:
@@ -92,14 +94,15 @@ def solid_png(side: int, rgba: tuple[int, int, int, int], text: bytes = b"") -> 
     """A one-colour square RGBA PNG (plus an optional chunk body before IEND), built row by row."""
     row = b"\x00" + bytes(rgba) * side
     ihdr = side.to_bytes(4, "big") * 2 + bytes((8, 6, 0, 0, 0))
-    extra = _chunk(b"iTXt", text) if text else b""
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", _deflate(row for _ in range(side)))
-            + extra + _chunk(b"IEND", b""))
+    extra = png_chunk(b"iTXt", text) if text else b""
+    pixels = deflate_stream(row for _ in range(side))
+    head = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+    return head + png_chunk(b"IDAT", pixels) + extra + png_chunk(b"IEND", b"")
 
 
 def metadata_bomb(inflated_mb: int) -> bytes:
     """A small PNG whose compressed flux-ui label (iTXt) unpacks to ``inflated_mb`` MB."""
-    payload = _deflate(b" " * MB for _ in range(inflated_mb))
+    payload = deflate_stream(b" " * MB for _ in range(inflated_mb))
     return solid_png(64, (255, 0, 0, 255), b"flux-ui\x00\x01\x00\x00\x00" + payload)
 
 

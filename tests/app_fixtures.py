@@ -7,6 +7,7 @@ helpers they use: ``from app_fixtures import AppUnderTest, running_app``.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import tempfile
@@ -78,6 +79,19 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppUnderTest]:
     with running_app(tmp_path_factory.mktemp("outputs")) as running:
         yield running
+
+
+def raw_get(app: AppUnderTest, target: str, cookies: httpx.Cookies | None = None) -> tuple[int, bytes]:
+    """GET a request target byte for byte: no client-side normalising of '..', '//' or percent-escapes."""
+    url = httpx.URL(app.url)
+    connection = http.client.HTTPConnection(url.host, url.port, timeout=30)
+    try:
+        cookie = "; ".join(f"{name}={value}" for name, value in (cookies or {}).items())
+        connection.request("GET", target, headers={"Cookie": cookie} if cookie else {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def call_mcp_tool(http: httpx.Client, base: str, name: str, arguments: dict[str, Any],

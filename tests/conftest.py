@@ -185,3 +185,34 @@ class FakeCredential:
         self.threads.add(threading.get_ident())
         time.sleep(self.delay)
         return SimpleNamespace(token=f"entra-token-{len(self.calls):04d}", expires_on=time.time() + self.lifetime)
+
+
+class LoopGaps:
+    """How long the event loop went between 10 ms ticks while the block ran: a blocked loop shows as a big gap.
+
+        async with LoopGaps() as gaps:
+            await work()
+        assert max(gaps) < 0.2
+    """
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while not self._done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            self.gaps.append(now - last)
+            last = now
+
+    async def __aenter__(self) -> list[float]:
+        self._task = asyncio.create_task(self._tick())
+        return self.gaps
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._done.set()
+        assert self._task is not None
+        await self._task

@@ -8,7 +8,6 @@ routes all of 127/8 to the loopback interface, so each is a distinct address to 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import os
 import secrets
@@ -22,7 +21,7 @@ import pytest
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from app_fixtures import AppUnderTest, running_app
+from app_fixtures import AppUnderTest, raw_get, running_app
 from conftest import REPO, solid_image
 from flux_ui.settings import SettingsError, load_settings
 from flux_ui.ui import edge
@@ -65,19 +64,6 @@ def generate(session: httpx.Client, prompt: str) -> str:
         values.get(p["parameter_name"], p.get("parameter_default")) for p in parameters]})
     assert posted.status_code == 200, posted.text
     return session.get(f"/gradio_api/call/generate/{posted.json()['event_id']}").text
-
-
-def raw_get(app: AppUnderTest, target: str, cookies: httpx.Cookies | None = None) -> tuple[int, bytes]:
-    """GET a request target byte for byte: no client-side normalising of '..', '//' or escapes."""
-    url = httpx.URL(app.url)
-    connection = http.client.HTTPConnection(url.host, url.port, timeout=10)
-    try:
-        cookie = "; ".join(f"{name}={value}" for name, value in (cookies or {}).items())
-        connection.request("GET", target, headers={"Cookie": cookie} if cookie else {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 # --- files: only what flux-ui wrote ----------------------------------------------------------------

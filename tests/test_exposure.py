@@ -10,7 +10,6 @@ https IP, evil.example.com and plain-http blob storage. This module adds the res
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import secrets
@@ -26,7 +25,7 @@ from PIL import Image
 from starlette.routing import Mount
 
 import app as app_module
-from app_fixtures import AppUnderTest, running_app
+from app_fixtures import AppUnderTest, raw_get, running_app
 from conftest import REPO, FakeService, foundry_env, solid_image
 from flux_ui.client import FoundryClient, GenerationRequest
 from flux_ui.errors import MalformedResponseError
@@ -112,19 +111,6 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
         assert "event: complete" in made and app.emulator.requests()[-1]["prompt"] == SAVED_PROMPT
         guarded.saved = app.runtime.history.list()[0].path
         yield guarded
-
-
-def raw_get(app: AppUnderTest, target: str, cookies: httpx.Cookies | None = None) -> tuple[int, bytes]:
-    """GET a request target byte for byte: no client-side normalising of '..' or percent-escapes."""
-    url = httpx.URL(app.url)
-    connection = http.client.HTTPConnection(url.host, url.port, timeout=30)
-    try:
-        cookie = "; ".join(f"{name}={value}" for name, value in (cookies or {}).items())
-        connection.request("GET", target, headers={"Cookie": cookie} if cookie else {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 # --- binding and launch refusals ---------------------------------------------------------------------------

@@ -16,13 +16,13 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import ImageFile
 
-from conftest import solid_image
+from bench.big_references import deflate_stream, png_chunk
+from conftest import LoopGaps, solid_image
 from flux_ui import images
 from flux_ui.errors import ReferenceImageError
 from flux_ui.images import memory, prepare_reference, prepare_references, read_metadata
@@ -60,35 +60,23 @@ def run_child(code: str) -> dict[str, object]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-
-
-def _deflate_stream(pieces: Iterator[bytes]) -> bytes:
-    packer = zlib.compressobj(9)
-    out = bytearray()
-    for piece in pieces:
-        out += packer.compress(piece)
-    return bytes(out + packer.flush())
-
-
 def bomb_payload(inflated: int = BOMB_INFLATED) -> bytes:
     """About 2 MB of zlib that inflates to ``inflated`` bytes, built 1 MB at a time."""
     block = b" " * MB
-    return _deflate_stream(block for _ in range(inflated // MB))
+    return deflate_stream(block for _ in range(inflated // MB))
 
 
 def streamed_png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
     """A one-colour RGBA PNG, deflated row by row: the full pixels never exist in this process."""
     row = b"\x00" + bytes(rgba) * width  # filter type 0, then the row's pixels
     ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 6, 0, 0, 0))
-    idat = _deflate_stream(row for _ in range(height))
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    idat = deflate_stream(row for _ in range(height))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
     """``png`` with one more chunk just before IEND (IEND is always the last 12 bytes)."""
-    return png[:-12] + _chunk(kind, body) + png[-12:]
+    return png[:-12] + png_chunk(kind, body) + png[-12:]
 
 
 @pytest.fixture(scope="module")
@@ -249,21 +237,8 @@ async def _three_edits(count: int = 10) -> None:
 
 async def test_three_ten_reference_edits_decode_at_most_the_cap_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     probe = DecodeProbe(monkeypatch)
-    gaps: list[float] = []
-    done = asyncio.Event()
-
-    async def ticker() -> None:  # waiting for a slot happens in worker threads, never on the loop
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-
-    ticking = asyncio.create_task(ticker())
-    await _three_edits()
-    done.set()
-    await ticking
+    async with LoopGaps() as gaps:  # waiting for a slot happens in worker threads, never on the loop
+        await _three_edits()
     assert probe.most == images.DECODE_SLOTS == 2
     assert len(gaps) >= 10 and max(gaps) < 0.2
 
@@ -284,7 +259,8 @@ async def test_decodes_over_the_memory_budget_run_one_at_a_time(monkeypatch: pyt
 
 def test_a_failed_decode_gives_its_slot_back() -> None:
     ihdr = (64).to_bytes(4, "big") * 2 + bytes((8, 2, 0, 0, 0))
-    damaged = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"not zlib") + _chunk(b"IEND", b"")
+    damaged = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"not zlib")
+               + png_chunk(b"IEND", b""))
     with pytest.raises(ReferenceImageError, match="damaged"):
         prepare_reference(damaged, index=1, max_pixels=FOUR_MP)
     gate = memory.DECODE_GATE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import io
@@ -10,7 +9,6 @@ import json
 import random
 import struct
 import threading
-import time
 import warnings
 import zlib
 from collections.abc import Callable
@@ -18,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, ImageStat
 
-from conftest import SAMPLES
+from conftest import SAMPLES, LoopGaps
 from flux_ui.errors import ReferenceImageError
 from flux_ui.images import (
     MAX_REFERENCE_BYTES,
@@ -489,21 +487,8 @@ async def test_prepare_references_runs_in_worker_threads_at_once(monkeypatch: py
 
 async def test_event_loop_stays_responsive(astronaut_6000: tuple[Image.Image, bytes]) -> None:
     _, data = astronaut_6000
-    gaps: list[float] = []
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-
-    ticking = asyncio.create_task(ticker())
-    prepared = await prepare_references([data] * 4, max_pixels=FOUR_MP)
-    done.set()
-    await ticking
+    async with LoopGaps() as gaps:
+        prepared = await prepare_references([data] * 4, max_pixels=FOUR_MP)
     assert [(p.width, p.height) for p in prepared] == [(2496, 1664)] * 4
     assert len(gaps) >= 5
     assert max(gaps) < 0.2
