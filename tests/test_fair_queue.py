@@ -154,3 +154,20 @@ def test_the_launched_app_has_workers_for_every_gate_at_once(tmp_path: Path) -> 
                   if f.api_name in ("generate", "edit", "kontext", "history")}
         assert limits == {"generate": None, "edit": None, "kontext": None, "history": "default"}  # threads keep one
         assert app.demo._queue.default_concurrency_limit == EVENT_LIMIT
+
+
+async def test_compare_passes_the_gate_for_each_of_its_models(runtime: Runtime) -> None:
+    demo = build_demo(runtime)
+    api = next(f for f in demo.fns.values() if f.api_name == "compare")
+    page = next(f for f in demo.fns.values() if getattr(getattr(f.fn, "func", f.fn), "__name__", "") == "run_ui")
+    assert api.concurrency_limit is None and page.concurrency_limit is None  # no queue across models in front
+    gate = getattr(demo, _GATE)
+    gate.busy[FLEX] = gate.cap(FLEX)  # FLUX.2 [flex] is full; FLUX.2 [pro] is free
+    before = len(runtime.emulator.requests())  # type: ignore[union-attr]
+    with pytest.raises(gr.Error, match=r"already waiting for FLUX.2 \[flex\]"):
+        await api.fn("a fox", ["FLUX.2-pro", FLEX], "1:1", True, None)
+    assert len(runtime.emulator.requests()) == before  # type: ignore[union-attr]  # all or none: pro not sent either
+    assert gate.busy["FLUX.2-pro"] == 0 and gate.busy[FLEX] == gate.cap(FLEX)
+    _, payload, message = await api.fn("a fox", ["FLUX.2-pro", "FLUX.1-schnell"], "1:1", True, None)
+    assert message == "" and [r["error"] for r in payload["results"]] == [None, None]
+    assert gate.busy["FLUX.2-pro"] == 0  # given back when the comparison ends

@@ -13,15 +13,16 @@ from flux_ui.ui import compare, edit, history_tab, kontext, progress, sessions, 
 from flux_ui.ui.common import MAX_IN_PROGRESS, TabContext, TabHandle
 
 #: Calls of one listener handled at once, for the listeners that keep a limit: those that run in
-#: threads (disk, SQLite, images) and Compare's. The generating endpoints have none (common.wire_run).
+#: threads (disk, SQLite, images). The generating ones (the three endpoints through common.wire_run,
+#: and Compare's two) have none: common.QuotaGate bounds each deployment instead.
 EVENT_LIMIT = 32
 #: Events waiting for a worker; beyond it Gradio answers "Queue is full" at once.
 QUEUE_SIZE = 256
 #: Gradio's workers (launch's max_threads, 40 by default): every event being handled holds one, from
 #: any listener, and a request waiting for its deployment's quota holds its one all the while. So
-#: there are enough for every deployment's QuotaGate to be full at once, with room for Compare's
-#: two listeners and the quick steps beside them; one deployment's waiting requests then never
-#: take a worker another deployment's request needs.
+#: there are enough for every deployment's QuotaGate to be full at once (a comparison counts against
+#: each of its models but holds one worker), with room for the quick steps beside them; one
+#: deployment's waiting requests then never take a worker another deployment's request needs.
 WORKERS = MAX_IN_PROGRESS * len(MODELS) + 4 * EVENT_LIMIT
 
 

@@ -8,7 +8,7 @@ import inspect
 import mimetypes
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,14 @@ class QuotaGate:
         finally:
             self.busy[model] -= 1
 
+    @contextmanager
+    def admitted_all(self, models: Sequence[str]) -> Iterator[None]:
+        """:meth:`admitted` for each of several models at once (a comparison): all or none."""
+        with ExitStack() as stack:
+            for model in models:
+                stack.enter_context(self.admitted(model))
+            yield
+
     def refusal(self, model: str) -> str:
         """Why a request to ``model`` is refused now, and when to try again."""
         name, count = MODELS[model].display_name, self.busy[model]
@@ -114,6 +122,13 @@ class QuotaGate:
         again = max(status.next_slot_in, quota.window_s / quota.requests)
         return (f"{count} requests are already waiting for {name}'s quota, {quota.describe()}: {why}. Nothing was "
                 f"sent: try again in about {_duration(again)}, or raise the deployment's tier in Foundry.")
+
+
+def quota_gate(demo: gr.Blocks) -> QuotaGate:
+    """The QuotaGate of the Blocks a TabContext was made for."""
+    gate = getattr(demo, _GATE, None)
+    assert isinstance(gate, QuotaGate), "make a TabContext for this Blocks first"
+    return gate
 
 
 def _duration(seconds: float) -> str:

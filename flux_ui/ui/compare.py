@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,15 @@ from flux_ui.errors import ValidationError
 from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
 from flux_ui.ui import examples
-from flux_ui.ui.common import TabContext, TabHandle, error_text, model_choices, named_signature
+from flux_ui.ui.common import (
+    QuotaGate,
+    TabContext,
+    TabHandle,
+    error_text,
+    model_choices,
+    named_signature,
+    quota_gate,
+)
 from flux_ui.ui.compare_run import (
     DEFAULT_PICKS,
     MAX_MODELS,
@@ -57,14 +66,17 @@ VOTE_OUTPUTS = 2 + 3 * MAX_MODELS + 3
 # --- the handlers the tab's events call ---------------------------------------------------------
 
 async def handle_compare(runtime: Runtime, available: Sequence[str], prompt: Any, models: Any, aspect_ratio: Any,
-                         randomize_seed: Any, seed: Any) -> tuple[list[tuple[str, str]], dict[str, Any], str]:
+                         randomize_seed: Any, seed: Any, gate: QuotaGate | None = None,
+                         ) -> tuple[list[tuple[str, str]], dict[str, Any], str]:
     """The /compare endpoint on the values as sent: (images, results, message); the message says why
-    nothing was sent, and is empty otherwise."""
+    nothing was sent, and is empty otherwise. With ``gate``, each model counts against its deployment's
+    requests in progress while the comparison runs (gr.Error, nothing sent, when one is full)."""
     try:
         order, used_seed = prepare_comparison(runtime, available, prompt, models, aspect_ratio, randomize_seed, seed)
     except ValidationError as err:
         return [], {"results": []}, str(err)
-    comp = await compare(runtime, prompt, order, aspect_ratio, used_seed)
+    with gate.admitted_all(order) if gate is not None else nullcontext():
+        comp = await compare(runtime, prompt, order, aspect_ratio, used_seed)
     gallery, payload = api_payload(comp)
     return gallery, payload, ""
 
@@ -193,8 +205,9 @@ def _results(tally: Tally) -> _Results:
 
 # --- wiring -----------------------------------------------------------------------------------------
 
-def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results) -> None:
-    """Compare (streamed), the picks settled after it, and Stop."""
+def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results, gate: QuotaGate) -> None:
+    """Compare (streamed), the picks settled after it, and Stop. Like the other generating events it
+    takes no per-event worker limit: the gate bounds each deployment instead (see common.QuotaGate)."""
     run_outputs = [form.status, form.seed, form.stop, res.views, *(s.column for s in res.slots), *res.images,
                    *res.captions, *res.votes, res.left, res.right, res.slider, res.hint]
 
@@ -215,13 +228,15 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
                       gr.update(value=None, visible=False), gr.update(visible=True)]
         yield first
         seen: set[int] = set()
-        async for comp in run_comparison(runtime, prompt_text, order, shape_text, used_seed):
-            fresh = set(comp.arrivals) - seen
-            seen |= fresh
-            yield frame(comp, blind_mode, fresh, comp.finished)
+        with gate.admitted_all(order):
+            async for comp in run_comparison(runtime, prompt_text, order, shape_text, used_seed):
+                fresh = set(comp.arrivals) - seen
+                seen |= fresh
+                yield frame(comp, blind_mode, fresh, comp.finished)
 
     run_inputs = [form.prompt, form.picked, form.shape, form.randomize, form.seed, form.blind]
-    run_event = form.run.click(run_ui, run_inputs, run_outputs, api_visibility="private", preprocess=False)
+    run_event = form.run.click(run_ui, run_inputs, run_outputs, api_visibility="private", preprocess=False,
+                               concurrency_limit=None)
     # The picks made mid-stream may have been among the skipped updates: settle them at the end,
     # keeping whatever the person chose meanwhile.
     run_event.then(settle_picks, [res.views, res.left, res.right], [res.left, res.right, res.slider, res.hint],
@@ -249,7 +264,7 @@ def _wire_picks_and_votes(ctx: TabContext, tally: Tally, status: gr.Markdown, re
     ctx.demo.load(lambda: tally_table(tally), None, res.tally, api_visibility="private")
 
 
-def _wire_api(runtime: Runtime, available: list[str], form: _Form) -> None:
+def _wire_api(runtime: Runtime, available: list[str], form: _Form, gate: QuotaGate) -> None:
     """The /compare endpoint (and MCP tool), on a hidden button with hidden outputs."""
     trigger = gr.Button(visible=False, elem_id="compare-api")
     gallery = gr.Gallery(visible=False, label="Images", elem_id="compare-api-gallery")
@@ -269,12 +284,13 @@ def _wire_api(runtime: Runtime, available: list[str], form: _Form) -> None:
         first to finish), error (None or why it failed), and for an image seed, width, height, format,
         time_s, cost_usd, history_id, caption]}. ``message`` is empty, or says why nothing was sent.
         """
-        return await handle_compare(runtime, available, prompt, models, aspect_ratio, randomize_seed, seed)
+        return await handle_compare(runtime, available, prompt, models, aspect_ratio, randomize_seed, seed, gate)
 
     compare_api.__name__ = "compare"  # MCP names the tool after the function
     compare_api.__signature__ = named_signature(  # type: ignore[attr-defined]
         ["prompt", "models"], {"aspect_ratio": "1:1", "randomize_seed": True, "seed": None})
-    trigger.click(compare_api, form.settings, [gallery, results, form.status], api_name="compare", preprocess=False)
+    trigger.click(compare_api, form.settings, [gallery, results, form.status], api_name="compare", preprocess=False,
+                  concurrency_limit=None)
 
 
 def build(ctx: TabContext) -> TabHandle:
@@ -284,9 +300,9 @@ def build(ctx: TabContext) -> TabHandle:
     form = _form(available)
     examples.compare(available, form.prompt, form.picked, form.shape, MIN_MODELS)
     res = _results(tally)
-    _wire_run(runtime, available, form, res)
+    _wire_run(runtime, available, form, res, quota_gate(ctx.demo))
     _wire_picks_and_votes(ctx, tally, form.status, res)
-    _wire_api(runtime, available, form)
+    _wire_api(runtime, available, form, quota_gate(ctx.demo))
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         return apply_settings(runtime, available, settings)
