@@ -126,7 +126,8 @@ class EmulatorProcess:
 def emulator_process(latency_s: float = 0.0) -> Iterator[EmulatorProcess]:
     """``python -m flux_ui.emulator`` on a free loopback port, quotas off, every model ``latency_s``."""
     key = secrets.token_urlsafe(24)
-    argv = [sys.executable, "-m", "flux_ui.emulator", "--port", "0", "--api-key", key, "--no-quotas",
+    # "--api-key=KEY" in one word: a random key may start with "-", which argparse would read as an option.
+    argv = [sys.executable, "-m", "flux_ui.emulator", "--port", "0", f"--api-key={key}", "--no-quotas",
             "--latency", str(latency_s)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

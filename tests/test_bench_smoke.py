@@ -131,3 +131,13 @@ def test_burst_under_load_quick() -> None:
     assert _by_measure(rows, "429 responses").met is True and _by_measure(rows, "429 responses").value == 0
     assert _by_measure(rows, "failed requests").value == 0
     _sane_ratio(_by_measure(rows, "total vs quota floor"))
+
+
+def test_the_emulator_process_takes_a_key_that_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # token_urlsafe draws "-" first one time in 64: argparse must not read the key as an option.
+    from bench import common
+
+    monkeypatch.setattr(common.secrets, "token_urlsafe", lambda n: "-dash-first-key-0123456789")
+    with common.emulator_process() as service:
+        assert service.api_key == "-dash-first-key-0123456789"
+        assert service.base_url.startswith("http://127.0.0.1:")
