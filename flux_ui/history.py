@@ -16,11 +16,9 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +54,6 @@ STALE_TEMP_S = 600.0
 ROOM_FACTOR = 4
 #: The largest file per pixel a model can return: an RGBA PNG of noise barely compresses.
 WORST_BYTES_PER_PIXEL = 4
-#: Images that could not be saved are kept in memory up to this many bytes (oldest dropped first,
-#: with an error in the log). Few ever are: a low disk stops new requests before they are sent.
-UNSAVED_LIMIT_BYTES = 512 * 1_048_576
 _DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SAVED_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}\.(?:jpg|png|webp)")
 
@@ -351,79 +346,3 @@ def largest_image_bytes(spec: ModelSpec) -> int:
 
 def _mb(size: int) -> str:
     return f"{size / 1_048_576:.0f} MB"
-
-
-def spill_folder() -> Path:
-    """Where an image the outputs folder could not take is written to be offered for download: the
-    folder Gradio serves files from (its temp folder, often another disk, or memory on tmpfs)."""
-    return Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "flux-ui-unsaved"
-
-
-@dataclass(frozen=True)
-class Unsaved:
-    """A billed image the outputs folder could not take, kept in memory; ``path`` is its download copy."""
-
-    id: str
-    result: GenerationResult
-    tab: str
-    reason: str
-    path: Path | None
-
-
-class UnsavedImages:
-    """Billed images not in History, in memory (bounded), until a later save takes them along."""
-
-    def __init__(self, limit_bytes: int = UNSAVED_LIMIT_BYTES) -> None:
-        self.limit_bytes = limit_bytes
-        self._items: deque[Unsaved] = deque()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def items(self) -> list[Unsaved]:
-        with self._lock:
-            return list(self._items)
-
-    def keep(self, result: GenerationResult, tab: str, reason: str) -> Unsaved:
-        """Hold the image and write its download copy (``path`` None when that fails too)."""
-        item_id = uuid.uuid4().hex[:12]
-        path = spill_folder() / f"{item_id}.{'jpg' if result.format == 'jpeg' else result.format}"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_whole(path, _labelled(result.image, settings_of(result, tab)))
-        except OSError as err:
-            log.error("could not write a download copy of an unsaved image to %s: %s", path.parent, err)
-            path = None
-        item = Unsaved(item_id, result, tab, reason, path)
-        with self._lock:
-            self._items.append(item)
-            while sum(len(i.result.image) for i in self._items) > self.limit_bytes and len(self._items) > 1:
-                dropped = self._items.popleft()
-                log.error("dropped unsaved image %s (%s) from memory: over %s", dropped.id, dropped.result.prompt[:40],
-                          _mb(self.limit_bytes))
-        return item
-
-    def forget(self, item: Unsaved) -> None:
-        """Stop holding ``item`` (its file is on disk after all); its download copy stays."""
-        with self._lock, contextlib.suppress(ValueError):
-            self._items.remove(item)
-
-    def flush(self, history: History) -> int:
-        """Save what is held into History now that it takes images again; returns how many went in."""
-        saved = 0
-        for item in self.items():
-            try:
-                history.save(item.result, item.tab)
-            except NotSavedError as err:
-                if err.placed is None:
-                    break  # still no room: keep them all, try again after the next save
-            with self._lock, contextlib.suppress(ValueError):
-                self._items.remove(item)
-            if item.path is not None:
-                with contextlib.suppress(OSError):
-                    item.path.unlink(missing_ok=True)
-            saved += 1
-        if saved:
-            log.info("saved %d image(s) to History that could not be saved when they arrived", saved)
-        return saved

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 from flux_ui.client import FoundryClient
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.errors import BusyError
-from flux_ui.history import History, UnsavedImages
+from flux_ui.history import History
 from flux_ui.pacing import Quota
 from flux_ui.settings import Settings
+from flux_ui.unsaved import UnsavedImages
 
 log = logging.getLogger("flux_ui")
 T = TypeVar("T")

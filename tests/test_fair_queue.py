@@ -26,7 +26,7 @@ from flux_ui.pacing import PacerStatus, Quota
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import EVENT_LIMIT, WORKERS, build_demo
-from flux_ui.ui.common import _GATE, MAX_IN_PROGRESS, QuotaGate
+from flux_ui.ui.quota_gate import _GATE, MAX_IN_PROGRESS, QuotaGate
 
 FLEX = "FLUX.2-flex"
 FLOOD = 64

@@ -10,11 +10,12 @@ from flux_ui.assets import LOGO
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import compare, edit, history_tab, kontext, progress, sessions, text_to_image
-from flux_ui.ui.common import MAX_IN_PROGRESS, TabContext, TabHandle
+from flux_ui.ui.common import TabContext, TabHandle
+from flux_ui.ui.quota_gate import MAX_IN_PROGRESS
 
 #: Calls of one listener handled at once, for the listeners that keep a limit: those that run in
 #: threads (disk, SQLite, images). The generating ones (the three endpoints through common.wire_run,
-#: and Compare's two) have none: common.QuotaGate bounds each deployment instead.
+#: and Compare's two) have none: quota_gate.QuotaGate bounds each deployment instead.
 EVENT_LIMIT = 32
 #: Events waiting for a worker; beyond it Gradio answers "Queue is full" at once.
 QUEUE_SIZE = 256

@@ -22,13 +22,11 @@ from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
 from flux_ui.ui import examples
 from flux_ui.ui.common import (
-    QuotaGate,
     TabContext,
     TabHandle,
     error_text,
     model_choices,
     named_signature,
-    quota_gate,
 )
 from flux_ui.ui.compare_run import (
     DEFAULT_PICKS,
@@ -58,6 +56,7 @@ from flux_ui.ui.compare_view import (
     tally_table,
 )
 from flux_ui.ui.controls import SIZE_PRESETS
+from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 
 #: The vote's outputs: status, state, then images, captions and vote buttons per slot, left, right, tally.
 VOTE_OUTPUTS = 2 + 3 * MAX_MODELS + 3
@@ -207,7 +206,7 @@ def _results(tally: Tally) -> _Results:
 
 def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results, gate: QuotaGate) -> None:
     """Compare (streamed), the picks settled after it, and Stop. Like the other generating events it
-    takes no per-event worker limit: the gate bounds each deployment instead (see common.QuotaGate)."""
+    takes no per-event worker limit: the gate bounds each deployment instead (see quota_gate.QuotaGate)."""
     run_outputs = [form.status, form.seed, form.stop, res.views, *(s.column for s in res.slots), *res.images,
                    *res.captions, *res.votes, res.left, res.right, res.slider, res.hint]
 
