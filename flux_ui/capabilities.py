@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
@@ -55,6 +55,28 @@ class Param:
     edit_maximum: float | None = None
     # The Image API carries only prompt, size and output_format (contract §3).
     image_api: bool = False
+    # What the service itself refuses: the whole range, the minimum only (the maximum is the UI's
+    # advice, as schnell's 4 steps), or nothing beyond the kind (a value the model ignores).
+    service_checks: Literal["range", "minimum", "kind"] = "range"
+
+    def maximum_for(self, editing: bool) -> float | None:
+        """The maximum that applies: the tighter edit maximum when reference images are sent."""
+        return self.edit_maximum if editing and self.edit_maximum is not None else self.maximum
+
+    @property
+    def widest_maximum(self) -> float | None:
+        """The largest value any use of the parameter allows (a control's upper bound)."""
+        if self.maximum is None:
+            return None
+        return max(self.maximum, self.edit_maximum or self.maximum)
+
+    def enforced(self) -> Param:
+        """This parameter with only the bounds the service enforces (what the emulator checks)."""
+        if self.service_checks == "minimum":
+            return replace(self, maximum=None, edit_maximum=None)
+        if self.service_checks == "kind":
+            return replace(self, minimum=None, maximum=None, edit_maximum=None)
+        return self
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,19 @@ class PixelSize:
     # How the service treats an off-grid side: FLUX.2 and diffusers floor it [seen];
     # FLUX1.1 [pro] only documents multiples of 32, so flux-ui rounds to the nearest.
     snap: Literal["floor", "nearest"]
+
+    def on_grid(self, side: int) -> int:
+        """A side put on the grid as the service does (floored, or rounded to the nearest)."""
+        m = self.multiple
+        return side // m * m if self.snap == "floor" else round(side / m) * m
+
+    def fit(self, width: int, height: int, budget: int | None = None) -> tuple[int, int]:
+        """The largest on-grid size of about this shape within ``budget`` pixels (the rule's own
+        budget by default), no side below the smallest: a size refused as too large, made to fit."""
+        limit = budget or self.max_pixels
+        w, h = fit_area(width, height, limit) if limit else (width, height)
+        m = self.multiple
+        return max(self.min_side, w // m * m), max(self.min_side, h // m * m)
 
     @property
     def side_limit(self) -> int:
@@ -89,6 +124,34 @@ class AspectRatioSize:
     megapixels: float
     multiple: int  # output sides land on this grid
     presets: tuple[str, ...]
+
+    @property
+    def bounds_text(self) -> tuple[str, str]:
+        """The tallest and the widest ratio, written ``w:h``."""
+        return f"{self.tallest[0]}:{self.tallest[1]}", f"{self.widest[0]}:{self.widest[1]}"
+
+    def admits(self, width: int, height: int) -> bool:
+        """Whether width:height is within the range, compared exactly (whole numbers, no floats)."""
+        return (self.tallest[0] * height <= width * self.tallest[1]
+                and width * self.widest[1] <= self.widest[0] * height)
+
+    def clamp(self, width: int, height: int) -> tuple[int, int]:
+        """width:height, or the nearest end of the range when it is outside (an input image's shape)."""
+        if width * self.widest[1] > self.widest[0] * height:
+            return self.widest
+        if self.tallest[0] * height > width * self.tallest[1]:
+            return self.tallest
+        return width, height
+
+    def size_for(self, ratio: tuple[int, int]) -> tuple[int, int]:
+        """The output size for a ratio at the rule's pixel budget, on its grid.
+
+        BFL documents only the ratio range and the ~1 MP budget; flux-ui (and its emulator)
+        take the largest grid-aligned size whose area stays within the budget.
+        """
+        w, h = fit_area(ratio[0], ratio[1], int(self.megapixels * 1_048_576), grow=True)
+        m = self.multiple
+        return max(m, w // m * m), max(m, h // m * m)
 
 
 @dataclass(frozen=True)
@@ -139,6 +202,8 @@ class ModelSpec:
     price: PriceHint
     modes: frozenset[Mode] = frozenset({Mode.GENERATE})
     registration_required: bool = False
+    # On its own Azure ML endpoint: the prefix of its settings (PREFIX_ENDPOINT, PREFIX_KEY, PREFIX_RPM).
+    endpoint_env: str | None = None
     _by_name: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
@@ -147,6 +212,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rpm_tiers", MappingProxyType(dict(self.rpm_tiers)))
         object.__setattr__(self, "_by_name", MappingProxyType({p.name: p for p in self.all_params}))
+        if self.aml != bool(self.endpoint_env):
+            raise ValueError(f"{self.id}: a model on an Azure ML endpoint (and only one) names its settings' prefix "
+                             "in endpoint_env, such as FLUX_SCHNELL")
         if not self.modes:
             raise ValueError(f"{self.id}: declare at least one mode")
         if self.does(Mode.MULTI_REFERENCE_EDIT) and self.max_references < 2:
@@ -175,8 +243,7 @@ class ModelSpec:
     def size_params(self) -> tuple[Param, ...]:
         """The size controls, derived from the size rule so they cannot disagree with it."""
         if isinstance(self.size, AspectRatioSize):
-            lo = f"{self.size.tallest[0]}:{self.size.tallest[1]}"
-            hi = f"{self.size.widest[0]}:{self.size.widest[1]}"
+            lo, hi = self.size.bounds_text
             return (
                 Param(
                     "aspect_ratio",
@@ -229,16 +296,17 @@ def parse_aspect_ratio(text: str) -> tuple[int, int] | None:
     return (w, h) if w > 0 and h > 0 else None
 
 
-def aspect_ratio_size(rule: AspectRatioSize, ratio: tuple[int, int]) -> tuple[int, int]:
-    """The output size for an aspect ratio at the rule's pixel budget, on its grid.
+def fit_area(width: int, height: int, budget: int, *, grow: bool = False) -> tuple[int, int]:
+    """The largest whole size of about this shape whose area is at most ``budget`` pixels.
 
-    BFL documents only the ratio range and the ~1 MP budget; flux-ui (and its emulator)
-    take the largest grid-aligned size whose area stays within the budget.
+    A size that already fits is kept, unless ``grow`` asks for it scaled up to the budget. The one
+    home of this arithmetic: references scaled to a model's input budget, sizes refused as too
+    large, and aspect ratios turned into sizes all come here.
     """
-    w, h = ratio
-    budget = rule.megapixels * 1_048_576
-    scale = math.sqrt(budget / (w * h))
-    m = rule.multiple
-    width = max(m, int(w * scale) // m * m)
-    height = max(m, int(h * scale) // m * m)
-    return width, height
+    if width * height <= budget and not grow:
+        return width, height
+    scale = math.sqrt(budget / (width * height))
+    w, h = max(1, int(width * scale)), max(1, int(height * scale))
+    while w * h > budget and max(w, h) > 1:  # float rounding; shave the longer side
+        w, h = (w - 1, h) if w >= h else (w, h - 1)
+    return w, h

@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 from flux_ui.registry import MODELS, AspectRatioSize, ModelSpec, PixelSize
-from flux_ui.settings import VARIABLES
+from flux_ui.settings import variables
 
 
 def _size(spec: ModelSpec) -> str:
     s = spec.size
     if isinstance(s, AspectRatioSize):
-        return f"aspect ratio {s.tallest[0]}:{s.tallest[1]} to {s.widest[0]}:{s.widest[1]}, ~{s.megapixels:g} MP"
+        lo, hi = s.bounds_text
+        return f"aspect ratio {lo} to {hi}, ~{s.megapixels:g} MP"
     assert isinstance(s, PixelSize)
     sides = f"{s.min_side}–{s.max_side}" if s.max_side else f"≥{s.min_side}"
     budget = f", ≤{s.max_pixels / 1_048_576:g} MP" if s.max_pixels else ""
@@ -49,7 +50,7 @@ def models_table() -> str:
 
 def config_table() -> str:
     rows = ["| Variable | Default | Example | Meaning |", "|---|---|---|---|"]
-    rows += [f"| `{name}` | {default} | `{example}` | {meaning} |" for name, default, example, meaning in VARIABLES]
+    rows += [f"| `{name}` | {default} | `{example}` | {meaning} |" for name, default, example, meaning in variables()]
     return "\n".join(rows)
 
 

@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from flux_ui.errors import FluxError
-from flux_ui.hosts import LOOPBACK_NAMES
+from flux_ui.hosts import LOOPBACK_NAMES, emulator_endpoint_path
 from flux_ui.pacing import Quota
-from flux_ui.registry import MODELS, ModelSpec
+from flux_ui.registry import MODELS, ModelSpec, Route
 from flux_ui.secrets import Secret
 
 AuthMode = Literal["key", "entra"]
@@ -30,11 +30,10 @@ KeyHeader = Literal["bearer", "api-key"]
 ImageApiPath = Literal["deployment", "model"]
 
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
-FOUNDRY_MODELS = tuple(m for m in MODELS if MODELS[m].aml is False)
 
 # One row per variable: (name, default shown in docs, example, what it means). The README's
-# configuration table is checked against this list by tests/test_readme.py.
-VARIABLES: tuple[tuple[str, str, str, str], ...] = (
+# configuration table is checked against variables() by tests/test_readme.py.
+_FIXED_VARIABLES: tuple[tuple[str, str, str, str], ...] = (
     ("AZURE_ENDPOINT", "(none: local emulator)", "https://my-resource.services.ai.azure.com",
      "Your Foundry resource's endpoint, from Keys and Endpoint."),
     ("AZURE_API_KEY", "(none)", "0123abcd... (from Keys and Endpoint)",
@@ -49,10 +48,6 @@ VARIABLES: tuple[tuple[str, str, str, str], ...] = (
     ("FLUX_API_VERSION", "preview", "2025-04-01-preview", "The api-version query parameter."),
     ("FLUX_IMAGE_API_PATH", "deployment", "model",
      "Image API path form: /openai/deployments/<name>/images/... or /openai/images/... with model in the body."),
-    ("FLUX_SCHNELL_ENDPOINT", "(none)", "https://my-endpoint.eastus.inference.ml.azure.com/score",
-     "Scoring URL of a FLUX.1-schnell Azure ML online endpoint."),
-    ("FLUX_SCHNELL_KEY", "(none)", "abcd... (from the endpoint's Consume tab)", "That endpoint's key."),
-    ("FLUX_SCHNELL_RPM", "(no pacing)", "30", "Requests per minute the schnell endpoint can take."),
     ("FLUX_OUTPUT_DIR", "outputs", "/data/flux-outputs", "Where generated images and the history database go."),
     ("FLUX_EMULATOR", "auto", "on",
      "auto: the local emulator when nothing is configured; on: always; off: never."),
@@ -61,6 +56,24 @@ VARIABLES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 MIN_PASSWORD_LEN = 10
+_SCORING_EXAMPLE = "https://my-endpoint.eastus.inference.ml.azure.com/score"
+_KEY_EXAMPLE = "abcd... (from the endpoint's Consume tab)"
+
+
+def variables() -> tuple[tuple[str, str, str, str], ...]:
+    """Every setting: the fixed ones, with three for each model on its own Azure ML endpoint
+    (placed after the Foundry ones), named by the entry's ``endpoint_env``."""
+    rows = list(_FIXED_VARIABLES)
+    at = next(i for i, row in enumerate(rows) if row[0] == "FLUX_OUTPUT_DIR")
+    for spec in MODELS.on_route(Route.AML):
+        prefix = spec.endpoint_env
+        rows[at:at] = [
+            (f"{prefix}_ENDPOINT", "(none)", _SCORING_EXAMPLE, f"Scoring URL of a {spec.id} Azure ML online endpoint."),
+            (f"{prefix}_KEY", "(none)", _KEY_EXAMPLE, "That endpoint's key."),
+            (f"{prefix}_RPM", "(no pacing)", "30", f"Requests per minute the {spec.display_name} endpoint can take."),
+        ]
+        at += 3
+    return tuple(rows)
 
 
 class SettingsError(FluxError):
@@ -94,7 +107,6 @@ class Settings:
     api_version: str = "preview"
     image_api_path: ImageApiPath = "deployment"
     endpoint: str | None = None
-    notes: tuple[str, ...] = field(default=())
     logins: tuple[tuple[str, Secret], ...] = ()  # (user, password) pairs for the page and the API
 
     def __post_init__(self) -> None:
@@ -110,7 +122,7 @@ class Settings:
         deployments = {}
         for model_id, spec in MODELS.items():
             quota = (quotas or {}).get(model_id) or _default_quota(spec)
-            endpoint = base_url.rstrip("/") + ("/score" if spec.aml else "")
+            endpoint = base_url.rstrip("/") + (emulator_endpoint_path(model_id) if spec.aml else "")
             deployments[model_id] = Deployment(
                 spec, model_id, endpoint, "key", key, "bearer", quota, spec.default_tier
             )
@@ -150,7 +162,7 @@ def _parse_deployments(text: str, problems: list[str]) -> list[tuple[ModelSpec, 
         model_id, name = model_id.strip(), name.strip()
         spec = MODELS.get(model_id)
         if spec is None or spec.aml:
-            known = ", ".join(FOUNDRY_MODELS)
+            known = ", ".join(MODELS.foundry)
             problems.append(f"FLUX_DEPLOYMENTS names {model_id!r}, which is not a Foundry FLUX model "
                             f"(use {known}); for example {example}")
             continue
@@ -258,16 +270,18 @@ def _check_output_dir(output_dir: Path, problems: list[str]) -> None:
                         f"FLUX_OUTPUT_DIR=outputs (the default, inside the app's folder) or {_OUTPUT_EXAMPLE}")
 
 
-def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
-    """Settings from ``env`` (the process environment by default) over a ``.env`` file."""
-    import os
-
+def _merged_env(env: Mapping[str, str] | None, dotenv_path: str | Path | None) -> dict[str, str]:
+    """The process environment (or ``env``) over the ``.env`` file, values stripped."""
     merged: dict[str, str] = {}
     if dotenv_path is not None and Path(dotenv_path).is_file():
         merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
     merged.update(os.environ if env is None else env)
-    env = {k: v.strip() for k, v in merged.items()}
+    return {k: v.strip() for k, v in merged.items()}
 
+
+def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
+    """Settings from ``env`` (the process environment by default) over a ``.env`` file."""
+    env = _merged_env(env, dotenv_path)
     problems: list[str] = []
     emulator = _choice(env, "FLUX_EMULATOR", ("auto", "off", "on"), "auto", problems)
     key_header = _choice(env, "FLUX_KEY_HEADER", ("api-key", "bearer"), "bearer", problems)
@@ -276,77 +290,74 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
     output_dir = Path(env.get("FLUX_OUTPUT_DIR") or "outputs")
     _check_output_dir(output_dir, problems)
     logins = _parse_logins(env.get("FLUX_UI_USERS", ""), problems)
-
-    endpoint_text = env.get("AZURE_ENDPOINT", "")
-    schnell_text = env.get("FLUX_SCHNELL_ENDPOINT", "")
-    configured = bool(endpoint_text or schnell_text)
+    endpoint_vars = [f"{spec.endpoint_env}_ENDPOINT" for spec in MODELS.on_route(Route.AML)]
+    configured = any(env.get(var) for var in ("AZURE_ENDPOINT", *endpoint_vars))
 
     if emulator == "on" or (emulator == "auto" and not configured):
         if problems:
             raise SettingsError(problems)
-        return Settings(
-            mode="emulator",
-            deployments={},
-            output_dir=output_dir,
-            api_version=api_version,
-            logins=logins,
-            notes=("No Azure configuration found: using the local emulator, whose images are synthetic. "
-                   "Set AZURE_ENDPOINT and AZURE_API_KEY (or AZURE_AUTH=entra) to use your Foundry resource.",),
-        )
+        return Settings(mode="emulator", deployments={}, output_dir=output_dir, api_version=api_version,
+                        logins=logins)
     if not configured:
-        raise SettingsError([
-            "FLUX_EMULATOR=off but neither AZURE_ENDPOINT nor FLUX_SCHNELL_ENDPOINT is set; "
-            "for example AZURE_ENDPOINT=https://my-resource.services.ai.azure.com"
-        ])
-
-    deployments: dict[str, Deployment] = {}
-    endpoint: str | None = None
-    if endpoint_text:
-        endpoint = _check_url("AZURE_ENDPOINT", endpoint_text, "https://my-resource.services.ai.azure.com", problems)
-        key_text = env.get("AZURE_API_KEY", "")
-        auth = _choice(env, "AZURE_AUTH", ("key", "entra"), "key", problems) if env.get("AZURE_AUTH") else (
-            "key" if key_text else "")
-        if not auth:
-            problems.append("AZURE_API_KEY is not set; set it to the key under Keys and Endpoint "
-                            "(for example AZURE_API_KEY=0123abcd...), or set AZURE_AUTH=entra to sign in "
-                            "with Microsoft Entra ID")
-        elif auth == "key" and not key_text:
-            problems.append("AZURE_AUTH=key needs AZURE_API_KEY; for example AZURE_API_KEY=0123abcd... "
-                            "(from Keys and Endpoint)")
-        key = Secret(key_text) if key_text and auth == "key" else None
-        listed = env.get("FLUX_DEPLOYMENTS") or ",".join(FOUNDRY_MODELS)
-        for spec, name, quota, tier in _parse_deployments(listed, problems):
-            if endpoint and auth:
-                deployments[spec.id] = Deployment(
-                    spec, name, endpoint, auth, key, key_header, quota, tier  # type: ignore[arg-type]
-                )
-
-    if schnell_text:
-        url = _check_url("FLUX_SCHNELL_ENDPOINT", schnell_text,
-                         "https://my-endpoint.eastus.inference.ml.azure.com/score", problems)
-        key_text = env.get("FLUX_SCHNELL_KEY", "")
-        if not key_text:
-            problems.append("FLUX_SCHNELL_ENDPOINT is set but FLUX_SCHNELL_KEY is not; for example "
-                            "FLUX_SCHNELL_KEY=abcd... (from the endpoint's Consume tab)")
-        quota = None
-        if env.get("FLUX_SCHNELL_RPM"):
-            parsed = parse_tier(MODELS["FLUX.1-schnell"], env["FLUX_SCHNELL_RPM"])
-            if isinstance(parsed, str):
-                problems.append(f"FLUX_SCHNELL_RPM: {parsed}; for example FLUX_SCHNELL_RPM=30")
-            else:
-                quota = parsed[0]
-        if url and key_text:
-            spec = MODELS["FLUX.1-schnell"]
-            deployments[spec.id] = Deployment(spec, spec.id, url, "key", Secret(key_text), "bearer", quota)
-
+        raise SettingsError([f"FLUX_EMULATOR=off but neither AZURE_ENDPOINT nor {' nor '.join(endpoint_vars)} is "
+                             "set; for example AZURE_ENDPOINT=https://my-resource.services.ai.azure.com"])
+    endpoint, deployments = _foundry_deployments(env, key_header, problems)
+    for spec in MODELS.on_route(Route.AML):
+        deployment = _endpoint_deployment(spec, env, problems)
+        if deployment is not None:
+            deployments[spec.id] = deployment
     if problems:
         raise SettingsError(problems)
-    return Settings(
-        mode="foundry",
-        deployments=deployments,
-        output_dir=output_dir,
-        api_version=api_version,
-        image_api_path=image_api_path,  # type: ignore[arg-type]
-        endpoint=endpoint,
-        logins=logins,
-    )
+    return Settings(mode="foundry", deployments=deployments, output_dir=output_dir, api_version=api_version,
+                    image_api_path=image_api_path, endpoint=endpoint, logins=logins)  # type: ignore[arg-type]
+
+
+def _foundry_deployments(env: Mapping[str, str], key_header: str,
+                         problems: list[str]) -> tuple[str | None, dict[str, Deployment]]:
+    """The Foundry resource's endpoint and the deployments FLUX_DEPLOYMENTS lists on it (all four by default)."""
+    endpoint_text = env.get("AZURE_ENDPOINT", "")
+    if not endpoint_text:
+        return None, {}
+    endpoint = _check_url("AZURE_ENDPOINT", endpoint_text, "https://my-resource.services.ai.azure.com", problems)
+    key_text = env.get("AZURE_API_KEY", "")
+    auth = _choice(env, "AZURE_AUTH", ("key", "entra"), "key", problems) if env.get("AZURE_AUTH") else (
+        "key" if key_text else "")
+    if not auth:
+        problems.append("AZURE_API_KEY is not set; set it to the key under Keys and Endpoint "
+                        "(for example AZURE_API_KEY=0123abcd...), or set AZURE_AUTH=entra to sign in "
+                        "with Microsoft Entra ID")
+    elif auth == "key" and not key_text:
+        problems.append("AZURE_AUTH=key needs AZURE_API_KEY; for example AZURE_API_KEY=0123abcd... "
+                        "(from Keys and Endpoint)")
+    key = Secret(key_text) if key_text and auth == "key" else None
+    listed = env.get("FLUX_DEPLOYMENTS") or ",".join(MODELS.foundry)
+    deployments: dict[str, Deployment] = {}
+    for spec, name, quota, tier in _parse_deployments(listed, problems):
+        if endpoint and auth:
+            deployments[spec.id] = Deployment(
+                spec, name, endpoint, auth, key, key_header, quota, tier  # type: ignore[arg-type]
+            )
+    return endpoint, deployments
+
+
+def _endpoint_deployment(spec: ModelSpec, env: Mapping[str, str], problems: list[str]) -> Deployment | None:
+    """A model on its own Azure ML endpoint, from its three settings (PREFIX_ENDPOINT, _KEY, _RPM)."""
+    prefix = spec.endpoint_env
+    url_text = env.get(f"{prefix}_ENDPOINT", "")
+    if not url_text:
+        return None
+    url = _check_url(f"{prefix}_ENDPOINT", url_text, _SCORING_EXAMPLE, problems)
+    key_text = env.get(f"{prefix}_KEY", "")
+    if not key_text:
+        problems.append(f"{prefix}_ENDPOINT is set but {prefix}_KEY is not; for example "
+                        f"{prefix}_KEY={_KEY_EXAMPLE}")
+    quota = None
+    if env.get(f"{prefix}_RPM"):
+        parsed = parse_tier(spec, env[f"{prefix}_RPM"])
+        if isinstance(parsed, str):
+            problems.append(f"{prefix}_RPM: {parsed}; for example {prefix}_RPM=30")
+        else:
+            quota = parsed[0]
+    if not (url and key_text):
+        return None
+    return Deployment(spec, spec.id, url, "key", Secret(key_text), "bearer", quota)

@@ -57,7 +57,7 @@ FAST_RPM = f"{FAST_QUOTA.requests}/{FAST_QUOTA.window_s:g}s"
 # --- the registry's model groups: a model added there is tested without editing a list here ---------------
 
 #: Every model on Foundry itself (schnell lives on an Azure ML endpoint), in the registry's order.
-FOUNDRY_MODELS = tuple(m.id for m in MODELS.values() if not m.aml)
+FOUNDRY_MODELS = MODELS.foundry
 #: Models that combine several references (the Edit tab's) and those that change one picture (Kontext's).
 MULTI_REFERENCE_MODELS = tuple(m.id for m in MODELS.values() if m.does(Mode.MULTI_REFERENCE_EDIT))
 KONTEXT_MODELS = tuple(m.id for m in MODELS.values() if m.does(Mode.INSTRUCTION_EDIT))

@@ -10,7 +10,7 @@ from PIL import Image
 from app_fixtures import AppUnderTest
 from conftest import SAMPLES
 from flux_ui.images import read_metadata
-from flux_ui.registry import MODELS, aspect_ratio_size
+from flux_ui.registry import MODELS
 
 KONTEXT = "FLUX.1-Kontext-pro"
 
@@ -35,7 +35,7 @@ def test_kontext_returns_the_saved_original(app: AppUnderTest) -> None:
         api_name="/kontext")
     assert status.startswith("Added edit 1 to the trail")
     img = Image.open(path)
-    expected = aspect_ratio_size(MODELS[KONTEXT].size, (16, 9))  # type: ignore[arg-type]
+    expected = MODELS[KONTEXT].size.size_for((16, 9))  # type: ignore[arg-type]
     assert img.format == "JPEG" and img.size == expected
     assert "seed 11" in caption and f"{expected[0]}×{expected[1]}" in caption
     meta = read_metadata(Path(path).read_bytes())

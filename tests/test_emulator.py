@@ -17,7 +17,7 @@ from conftest import SAMPLES, solid_image
 from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emulator)
 from emulator_fixtures import KEY, b64, bearer, bfl_url, decode_image, sample_bytes, start_emulator
 from flux_ui.emulator import Emulator, EmulatorConfig
-from flux_ui.registry import MODELS, AspectRatioSize, aspect_ratio_size
+from flux_ui.registry import MODELS, AspectRatioSize
 
 HERON = "A watercolour of a grey heron standing in a misty marsh at dawn"
 
@@ -272,7 +272,7 @@ def test_kontext_without_aspect_ratio(emu: Emulator, http: httpx.Client) -> None
                      input_image=b64(solid_image((0, 90, 0), (300, 100))))
     rule = MODELS["FLUX.1-Kontext-pro"].size
     assert isinstance(rule, AspectRatioSize)
-    assert decode_image(wide.json()["data"][0]["b64_json"]).size == aspect_ratio_size(rule, (21, 9))
+    assert decode_image(wide.json()["data"][0]["b64_json"]).size == rule.size_for((21, 9))
 
 
 def test_image_api_sizes(emu: Emulator, http: httpx.Client) -> None:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from flux_ui.docs import refresh
-from flux_ui.settings import VARIABLES
+from flux_ui.settings import variables
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -22,7 +22,7 @@ def test_every_model_and_variable_is_in_the_readme() -> None:
 
     for model_id in MODELS:
         assert f"`{model_id}`" in README
-    for name, *_ in VARIABLES:
+    for name, *_ in variables():
         assert f"`{name}`" in README
 
 
@@ -41,7 +41,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one() -> None:
 def test_env_example_names_only_real_variables() -> None:
     example = (REPO / ".env.example").read_text()
     names = set(re.findall(r"^#?\s*([A-Z_]+)=", example, re.MULTILINE))
-    assert names and names <= {v[0] for v in VARIABLES}
+    assert names and names <= {v[0] for v in variables()}
     assert {"AZURE_ENDPOINT", "AZURE_API_KEY"} <= names
 
 

@@ -20,7 +20,6 @@ from flux_ui.registry import (
     PriceHint,
     PromptLimit,
     Route,
-    aspect_ratio_size,
     get_model,
     parse_aspect_ratio,
 )
@@ -210,11 +209,11 @@ def test_aspect_ratio_size_is_about_one_megapixel_on_the_grid() -> None:
     rule = MODELS["FLUX.1-Kontext-pro"].size
     assert isinstance(rule, AspectRatioSize)
     for ratio in [(1, 1), (16, 9), (9, 16), (21, 9), (9, 21), (4, 3)]:
-        w, h = aspect_ratio_size(rule, ratio)
+        w, h = rule.size_for(ratio)
         assert w % 32 == 0 and h % 32 == 0
         assert 0.85 * 1_048_576 <= w * h <= 1_048_576
         assert math.isclose(w / h, ratio[0] / ratio[1], rel_tol=0.06)
-    assert aspect_ratio_size(rule, (1, 1)) == (1024, 1024)
+    assert rule.size_for((1, 1)) == (1024, 1024)
 
 
 def test_price_hint() -> None:

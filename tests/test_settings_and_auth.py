@@ -12,10 +12,11 @@ import pytest
 from conftest import ENDPOINT, FOUNDRY_MODELS, KEY, FakeCredential, LoopGaps, foundry_env
 from flux_ui.client.auth import EntraAuth, KeyAuth
 from flux_ui.errors import AuthenticationError
+from flux_ui.hosts import emulator_endpoint_path
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS
 from flux_ui.secrets import Secret
-from flux_ui.settings import VARIABLES, SettingsError, load_settings
+from flux_ui.settings import SettingsError, load_settings, variables
 
 
 def problems(env: dict[str, str]) -> str:
@@ -27,13 +28,14 @@ def problems(env: dict[str, str]) -> str:
 def test_nothing_configured_means_the_emulator_said_plainly() -> None:
     s = load_settings({}, dotenv_path=None)
     assert s.mode == "emulator" and s.uses_emulator
-    assert "local emulator" in s.notes[0] and "AZURE_ENDPOINT" in s.notes[0]
+    assert s.deployments == {} and s.endpoint is None  # filled in by with_emulator once it runs
 
 
 def test_emulator_settings_cover_every_model() -> None:
     s = load_settings({}, dotenv_path=None).with_emulator("http://127.0.0.1:5555", "emu-key-123456")
     assert set(s.deployments) == set(MODELS)
-    assert s.deployments["FLUX.1-schnell"].endpoint == "http://127.0.0.1:5555/score"
+    schnell = s.deployments["FLUX.1-schnell"]
+    assert schnell.endpoint == "http://127.0.0.1:5555" + emulator_endpoint_path("FLUX.1-schnell")
     assert s.deployments["FLUX.2-pro"].quota == Quota.from_rpm(15)
     assert s.deployments["FLUX.1-schnell"].quota is None
     fast = s.with_emulator("http://127.0.0.1:5555", "k" * 10, quotas={"FLUX.2-pro": Quota(20, 5.0)})
@@ -118,7 +120,7 @@ def test_every_variable_read_is_documented_in_variables() -> None:
 
     read = set(re.findall(r'env(?:\.get)?\(\s*"([A-Z_]+)"', source)) | set(re.findall(r'env\["([A-Z_]+)"\]', source))
     read |= set(re.findall(r'_choice\(env, "([A-Z_]+)"', source))
-    documented = {v[0] for v in VARIABLES}
+    documented = {v[0] for v in variables()}
     assert read and read <= documented, read - documented
 
 

@@ -29,7 +29,7 @@ import httpx
 
 from flux_ui.client.auth import Auth, EntraAuth, KeyAuth, TokenCredential
 from flux_ui.client.deadline import Click, told
-from flux_ui.client.events import COMMITTED_STAGES, Progress, ProgressEvent, Stage
+from flux_ui.client.events import Progress, ProgressEvent
 from flux_ui.client.results import POLL_INTERVAL_S
 from flux_ui.client.retry import MAX_RETRIES, RETRY_AFTER_CAP_S
 from flux_ui.client.sending import AttemptSender
@@ -40,24 +40,6 @@ from flux_ui.images import ImageInfo, PreparedImage, prepare_references
 from flux_ui.pacing import Pacer, PacerStatus
 from flux_ui.registry import MODELS, Route
 from flux_ui.settings import Deployment, Settings
-
-__all__ = [
-    "COMMITTED_STAGES",
-    "CONNECT_TIMEOUT_S",
-    "DEFAULT_DEADLINE_S",
-    "EMULATOR_SEND_FLOOR_S",
-    "POLL_INTERVAL_S",
-    "READ_TIMEOUT_S",
-    "SEND_FLOOR_S",
-    "SERVICE_TIMEOUT_S",
-    "FoundryClient",
-    "GenerationRequest",
-    "GenerationResult",
-    "ProgressEvent",
-    "Stage",
-    "Timings",
-    "ValidatedRequest",
-]
 
 DEFAULT_DEADLINE_S = 300.0  # how long a person waits: pacing, retries and answers included
 CONNECT_TIMEOUT_S = 10.0

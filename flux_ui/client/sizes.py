@@ -6,7 +6,6 @@ budget is refused with the nearest size that fits.
 
 from __future__ import annotations
 
-import math
 import reprlib
 from typing import Any
 
@@ -24,10 +23,7 @@ def snap_size(spec: ModelSpec, width: Any, height: Any) -> tuple[tuple[int, int]
     w = _whole_side(spec, rule, "width", width)
     h = _whole_side(spec, rule, "height", height)
     m = rule.multiple
-    if rule.snap == "floor":
-        snapped = (w // m * m, h // m * m)
-    else:
-        snapped = (round(w / m) * m, round(h / m) * m)
+    snapped = (rule.on_grid(w), rule.on_grid(h))
     _check_snapped(spec, rule, w, h, snapped)
     notes = []
     if snapped != (w, h):
@@ -68,20 +64,12 @@ def _check_snapped(spec: ModelSpec, rule: PixelSize, w: int, h: int, snapped: tu
                     field=name,
                 )
     if rule.max_pixels is not None and snapped[0] * snapped[1] > rule.max_pixels:
-        fit = _largest_fitting(rule, w, h)
+        fit = rule.fit(w, h)
         raise ValidationError(
             f"{w}×{h} is {w * h / 1_048_576:.1f} MP, and {spec.display_name} makes at most "
             f"{rule.max_pixels / 1_048_576:g} MP. Try {fit[0]}×{fit[1]}, the largest size of that shape.",
             field="width",
         )
-
-
-def _largest_fitting(rule: PixelSize, width: int, height: int) -> tuple[int, int]:
-    """The largest on-grid size with (about) this shape that fits the pixel budget."""
-    assert rule.max_pixels is not None
-    scale = math.sqrt(rule.max_pixels / (width * height))
-    m = rule.multiple
-    return max(rule.min_side, int(width * scale) // m * m), max(rule.min_side, int(height * scale) // m * m)
 
 
 def check_aspect_ratio(spec: ModelSpec, value: Any) -> str | None:
@@ -91,14 +79,13 @@ def check_aspect_ratio(spec: ModelSpec, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     ratio = parse_aspect_ratio(value) if isinstance(value, str) else None
-    lo = f"{rule.tallest[0]}:{rule.tallest[1]}"
-    hi = f"{rule.widest[0]}:{rule.widest[1]}"
+    lo, hi = rule.bounds_text
     if ratio is None:
         raise ValidationError(
             f"The aspect ratio must be written width:height, such as 16:9; got {value!r}.", field="aspect_ratio"
         )
     w, h = ratio
-    if not rule.tallest[0] * h <= w * rule.tallest[1] or not w * rule.widest[1] <= rule.widest[0] * h:
+    if not rule.admits(w, h):
         raise ValidationError(
             f"The aspect ratio {w}:{h} is outside {spec.display_name}'s range of {lo} to {hi}; "
             "pick one in between.",

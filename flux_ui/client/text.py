@@ -62,8 +62,11 @@ _PROMPT_EXAMPLE = '"a red fox in an autumn forest, morning light"'
 MAX_TEXT_BYTES = 4 * max(m.prompt.max_tokens for m in MODELS.values())
 #: A name or a choice (model ID, aspect ratio, output format, route, parameter name): refusals quote it.
 MAX_NAME_BYTES = 256
-#: The parameters that are free text, by name, with their labels (FLUX.1 [schnell]'s negative prompt).
-_FREE_TEXT = {p.name: p.label for m in MODELS.values() for p in m.all_params if p.kind == "text"}
+
+
+def _free_text() -> dict[str, str]:
+    """The parameters that are free text, by name, with their labels (FLUX.1 [schnell]'s negative prompt)."""
+    return {p.name: p.label for m in MODELS.values() for p in m.all_params if p.kind == "text"}
 
 
 def check_text_size(label: str, text: str, field: str, limit: int = MAX_TEXT_BYTES) -> None:
@@ -93,12 +96,13 @@ def check_request_text(request: GenerationRequest) -> None:
         check_text_size("The model", request.model, "model", MAX_NAME_BYTES)
     if isinstance(request.prompt, str):
         check_text_size("The prompt", request.prompt, "prompt")
+    free_text = _free_text()
     for name, value in request.params.items():
         if not isinstance(name, str):
             continue
         check_text_size("A parameter name", name, "params", MAX_NAME_BYTES)
-        if isinstance(value, str) and name in _FREE_TEXT:
-            check_text_size(_FREE_TEXT[name], value, name)
+        if isinstance(value, str) and name in free_text:
+            check_text_size(free_text[name], value, name)
         elif isinstance(value, str):
             check_text_size(f"The value of {name}", value, name, MAX_NAME_BYTES)
 

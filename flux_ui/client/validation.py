@@ -29,7 +29,7 @@ from flux_ui.client.text import (
 )
 from flux_ui.client.values import coerce, finite
 from flux_ui.errors import ValidationError
-from flux_ui.registry import MODELS, ModelSpec, PixelSize, Route, aspect_ratio_size, parse_aspect_ratio
+from flux_ui.registry import MODELS, ModelSpec, PixelSize, Route, parse_aspect_ratio
 
 __all__ = [
     "MAX_NAME_BYTES",
@@ -191,8 +191,8 @@ def _resolve_size(spec: ModelSpec, given: Mapping[str, Any], editing: bool, para
     else:
         ratio = check_aspect_ratio(spec, given.get("aspect_ratio", spec.size.default))
         parsed = parse_aspect_ratio(ratio) if ratio else None
-        size = aspect_ratio_size(spec.size, parsed) if parsed else (None if editing else
-                                                                    aspect_ratio_size(spec.size, (1, 1)))
+        size = spec.size.size_for(parsed) if parsed else (None if editing else
+                                                                    spec.size.size_for((1, 1)))
         if ratio is not None:
             params["aspect_ratio"] = ratio
     return size

@@ -50,7 +50,7 @@ def coerce(spec: ModelSpec, p: Param, value: Any, editing: bool) -> Any:
 
 def _coerce_number(spec: ModelSpec, p: Param, value: Any, editing: bool) -> int | float:
     """A whole number or a number in the parameter's range (its editing range when editing)."""
-    maximum = p.edit_maximum if editing and p.edit_maximum is not None else p.maximum
+    maximum = p.maximum_for(editing)
     number: float | None = None
     if isinstance(value, bool):
         number = None

@@ -5,7 +5,7 @@
 - ``POST /openai/deployments/<name>/images/{generations,edits}`` and
   ``POST /openai/images/{generations,edits}`` with ``model`` in the body: the Image API (§3;
   :mod:`flux_ui.emulator.routes_image_api`)
-- ``POST /score``, ``GET /``, ``GET /health``: FLUX.1-schnell on an Azure ML endpoint (§4;
+- ``POST /score`` (and ``/endpoints/<model>/score``), ``GET /``, ``GET /health``: models on an Azure ML endpoint (§4;
   :mod:`flux_ui.emulator.routes_aml`)
 - ``GET /v1/get_result?id=``: BFL-style polling, when ``bfl_style="polling"``
 - ``GET /_emulator/delivery/<id>.<ext>``: signed result downloads
@@ -39,6 +39,7 @@ from flux_ui.emulator.routes_bfl import bfl_generate, poll_result
 from flux_ui.emulator.routes_delivery import deliver
 from flux_ui.emulator.routes_image_api import images_handler
 from flux_ui.emulator.state import EmulatorState
+from flux_ui.hosts import emulator_endpoint_path
 
 
 def _error_response(err: ApiError) -> Response:
@@ -95,6 +96,7 @@ def routes() -> list[Route]:
               methods=["POST"]),
         Route("/openai/images/edits", logged("images/edits", images_handler("edits")), methods=["POST"]),
         Route("/score", logged("aml", schnell_score), methods=["POST"]),
+        Route(emulator_endpoint_path("{model}"), logged("aml", schnell_score), methods=["POST"]),
         Route(POLLING_PATH, logged("poll", poll_result), methods=["GET"]),
         Route("/_emulator/delivery/{name}", logged("delivery", deliver), methods=["GET"]),
         *control_routes(),

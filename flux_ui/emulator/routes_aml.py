@@ -1,4 +1,7 @@
-"""FLUX.1-schnell on an Azure ML endpoint (contract §4): ``POST /score``, and ``GET /`` and ``/health``.
+"""Models on an Azure ML endpoint of their own, as FLUX.1-schnell (contract §4): ``POST /score``, ``GET /``.
+
+Each such model in the registry is an endpoint of its own at ``/endpoints/<model ID>/score``
+(``flux_ui.hosts.emulator_endpoint_path``); ``/score`` is the first one's.
 
 The endpoint runs the Azure ML inference toolkit in front of a diffusers pipeline; it answers
 JSON, or the image's bytes when ``Accept`` asks for an image type.
@@ -16,8 +19,7 @@ from flux_ui.emulator.gates import json_body, quota_gate
 from flux_ui.emulator.render import CONTENT_TYPES, OutputFormat
 from flux_ui.emulator.requestlog import RequestRecord
 from flux_ui.emulator.state import EmulatorState
-from flux_ui.emulator.validation.aml import validate_schnell
-from flux_ui.registry import MODELS
+from flux_ui.emulator.validation.aml import validate_endpoint
 
 
 def schnell_accept(header: str | None) -> OutputFormat | None:
@@ -46,7 +48,9 @@ async def schnell_score(request: Request, state: EmulatorState, record: RequestR
     record.auth = result.kind
     if not result.ok:
         raise ApiError(401, bodies.schnell_error(f"Unauthorized: {result.reason}."))
-    spec = MODELS[state.schnell_deployment]
+    spec = state.endpoint_model(request.path_params.get("model"))
+    if spec is None:
+        raise ApiError(404, bodies.schnell_error(f"No endpoint serves {request.url.path}."))
     record.deployment = record.model = spec.id
     body = await json_body(request, "aml")
     if isinstance(body, dict):
@@ -55,7 +59,7 @@ async def schnell_score(request: Request, state: EmulatorState, record: RequestR
         record.params = dict(params) if isinstance(params, dict) else {}
     accept = schnell_accept(request.headers.get("accept"))
     quota_gate(state, spec.id, spec, "aml")
-    plan = validate_schnell(body, square_only=state.config.schnell_square_only)
+    plan = validate_endpoint(spec, body, square_only=state.config.schnell_square_only)
     return await pipeline.generate(request, state, record, plan, "aml", spec.id, schnell_accept=accept)
 
 

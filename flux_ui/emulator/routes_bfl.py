@@ -29,15 +29,13 @@ from flux_ui.emulator.pipeline import MALFORMED_BODY, respond
 from flux_ui.emulator.requestlog import RequestRecord
 from flux_ui.emulator.state import EmulatorState
 from flux_ui.emulator.validation.bfl import REFERENCE_FIELD, bfl_reference_fields, validate_bfl
-from flux_ui.registry import MODELS, ModelSpec
-
-MODELS_BY_BFL_PATH: dict[str, ModelSpec] = {m.bfl_path: m for m in MODELS.values() if m.bfl_path}
+from flux_ui.registry import MODELS
 
 
 async def bfl_generate(request: Request, state: EmulatorState, record: RequestRecord) -> Response:
     authenticate_foundry(request, state, record)
     require_api_version(request)
-    spec = MODELS_BY_BFL_PATH.get(request.path_params["path"])
+    spec = MODELS.by_bfl_path(request.path_params["path"])
     if spec is None:
         raise ApiError(404, bodies.resource_not_found())
     body = await json_body(request, "bfl")
@@ -53,7 +51,7 @@ async def bfl_generate(request: Request, state: EmulatorState, record: RequestRe
     served = state.model_of(name)
     if served is None or served.id != spec.id:
         detail = (f"{name!r} is the route path, not a deployment; send the model ID, e.g. {spec.id!r}."
-                  if name in MODELS_BY_BFL_PATH else f"The route {spec.bfl_path} serves deployments of {spec.id}.")
+                  if MODELS.by_bfl_path(name) else f"The route {spec.bfl_path} serves deployments of {spec.id}.")
         raise ApiError(404, bodies.deployment_not_found(name, detail))
     record.model = spec.id
     quota_gate(state, name, spec, "bfl")

@@ -17,7 +17,7 @@ from flux_ui.emulator.delivery import ResultStore, TaskBook
 from flux_ui.emulator.faults import FaultBook
 from flux_ui.emulator.quotas import QuotaBook
 from flux_ui.emulator.requestlog import RequestLog
-from flux_ui.registry import MODELS, SEED_MAX, ModelSpec
+from flux_ui.registry import MODELS, SEED_MAX, ModelSpec, Route
 
 #: Switches that may change while the emulator runs (``PATCH /_emulator/config``).
 RUNTIME_SWITCHES = (
@@ -46,12 +46,11 @@ class EmulatorState:
         self._all_keys: list[str] = [k for k in (config.api_key, config.schnell_key) if k]
         self.deployments: dict[str, str] = {}
         if config.default_deployments:
-            self.deployments.update({m.id: m.id for m in MODELS.values() if not m.aml})
+            self.deployments.update({m: m for m in MODELS.foundry})
         for name, model_id in config.deployments.items():
             if model_id not in MODELS or MODELS[model_id].aml:
                 raise ValueError(f"deployment {name!r} names {model_id!r}, which is not a Foundry FLUX model")
             self.deployments[name] = model_id
-        self.schnell_deployment = next(m.id for m in MODELS.values() if m.aml)
         self.quotas = QuotaBook(config.quotas, enforce=config.enforce_quotas)
         self.faults = FaultBook(config.faults, random.Random(config.rng_seed))
         self.log = RequestLog(config.log_limit, self.secrets)
@@ -106,9 +105,16 @@ class EmulatorState:
         model_id = self.deployments.get(deployment)
         return MODELS[model_id] if model_id else None
 
+    def endpoint_model(self, name: str | None) -> ModelSpec | None:
+        """The model an Azure ML endpoint serves: by its ID, or the first such model for ``/score``."""
+        served = MODELS.on_route(Route.AML)
+        if name is None:
+            return served[0] if served else None
+        return next((spec for spec in served if spec.id == name), None)
+
     def all_deployments(self) -> dict[str, str]:
-        """Foundry deployments plus the schnell endpoint, name → model ID."""
-        return {**self.deployments, self.schnell_deployment: self.schnell_deployment}
+        """Foundry deployments plus every Azure ML endpoint, name → model ID."""
+        return {**self.deployments, **{spec.id: spec.id for spec in MODELS.on_route(Route.AML)}}
 
     def pick_seed(self) -> int:
         """A seed for a request that sent none, as the service picks one at random."""

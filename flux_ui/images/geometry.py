@@ -12,6 +12,7 @@ from collections.abc import Callable
 from PIL import ExifTags, Image
 
 from flux_ui.errors import ReferenceImageError
+from flux_ui.registry import fit_area
 
 #: Builds the error refusing one reference, from the words after its name.
 Refuse = Callable[[str], ReferenceImageError]
@@ -45,14 +46,8 @@ def plan_geometry(
     width: int, height: int, max_pixels: int | None, multiple: int, refuse: Refuse
 ) -> tuple[tuple[int, int], tuple[int, int], float]:
     """(size after scaling, size on the grid, scale factor) for an image of width × height."""
-    scale = 1.0
-    scaled = (width, height)
-    if max_pixels and width * height > max_pixels:
-        scale = math.sqrt(max_pixels / (width * height))
-        sw, sh = max(1, int(width * scale)), max(1, int(height * scale))
-        while sw * sh > max_pixels:  # float rounding; shave the longer side
-            sw, sh = (sw - 1, sh) if sw >= sh else (sw, sh - 1)
-        scaled = (sw, sh)
+    scaled = fit_area(width, height, max_pixels) if max_pixels else (width, height)
+    scale = math.sqrt(max_pixels / (width * height)) if scaled != (width, height) else 1.0
     grid = (scaled[0] // multiple * multiple, scaled[1] // multiple * multiple)
     if min(grid) < multiple:
         if scale < 1:

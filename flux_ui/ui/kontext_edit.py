@@ -89,11 +89,6 @@ def edit_params(model: str, route: Route | None, values: Mapping[str, Any], rand
     return {k: v for k, v in params.items() if (p := spec.param(k)) is None or carried(p, route)}
 
 
-def edit_maximum(p: Param) -> float | None:
-    """This tab always sends an input image, so the tighter editing maximum applies."""
-    return p.edit_maximum if p.edit_maximum is not None else p.maximum
-
-
 # --- a control per parameter, shown for the route that carries it ----------------------------------
 
 def declaration(models: Sequence[str], name: str) -> Param:
@@ -112,7 +107,8 @@ def make_control(p: Param, models: Sequence[str]) -> gr.components.Component:
         return gr.Dropdown(choices=[MATCH_INPUT, *((c, c) for c in presets)], value=p.default or "",
                            allow_custom_value=True, **common)
     if p.kind in ("int", "float"):
-        highest = max(edit_maximum(q) or 0 for m in models if (q := MODELS[m].param(p.name)))
+        # This tab always sends an input image, so the editing maximum applies.
+        highest = max(q.maximum_for(editing=True) or 0 for m in models if (q := MODELS[m].param(p.name)))
         return gr.Slider(minimum=p.minimum, maximum=highest, step=p.step, value=p.default, **common)
     if p.kind == "bool":
         return gr.Checkbox(value=bool(p.default), **common)
@@ -132,7 +128,7 @@ def control_update(spec: ModelSpec, name: str, route: Route | None, reset: bool 
     if p.kind == "aspect_ratio":
         change.update(value=p.default or "", choices=[MATCH_INPUT, *((c, c) for c in p.choices)])
     elif p.kind in ("int", "float"):
-        change.update(minimum=p.minimum, maximum=edit_maximum(p), step=p.step)
+        change.update(minimum=p.minimum, maximum=p.maximum_for(editing=True), step=p.step)
     elif p.kind == "choice":
         change.update(choices=list(p.choices))
     return gr.update(**change)

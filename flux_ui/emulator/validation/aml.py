@@ -7,26 +7,23 @@ the call, ``scheduler`` among them for FLUX; every problem is the toolkit's 400
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from flux_ui.emulator.bodies import ApiError, schnell_error
 from flux_ui.emulator.prompt_tokens import truncate_to_tokens
 from flux_ui.emulator.validation.common import Plan, check_param, is_int, pixel_size_problems
-from flux_ui.registry import MODELS, PixelSize
+from flux_ui.registry import ModelSpec, PixelSize
 
-SCHNELL = MODELS["FLUX.1-schnell"]
-#: Keyword arguments the diffusers FLUX pipeline takes through the toolkit (contract §4), less
-#: ``scheduler``, which the FLUX pipeline does not accept.
-SCHNELL_PARAMETERS = ("guidance_scale", "negative_prompt", "num_inference_steps", "width", "height", "seed")
+#: What the toolkit takes in the Accept header rather than as a pipeline keyword argument.
+NOT_PIPELINE_ARGUMENTS = ("output_format",)
 
 
 def _schnell_fail(message: str) -> ApiError:
     return ApiError(400, schnell_error(message))
 
 
-def validate_schnell(body: object, *, square_only: bool) -> Plan:
-    """A toolkit request ``{"inputs", "parameters"}`` → Plan, or the toolkit's 400."""
+def validate_endpoint(spec: ModelSpec, body: object, *, square_only: bool) -> Plan:
+    """A toolkit request ``{"inputs", "parameters"}`` for an endpoint's model → Plan, or the toolkit's 400."""
     if not isinstance(body, dict):
         raise _schnell_fail("The request body must be a JSON object with 'inputs'.")
     prompt = body.get("inputs")
@@ -36,10 +33,9 @@ def validate_schnell(body: object, *, square_only: bool) -> Plan:
     params = body.get("parameters") or {}
     if not isinstance(params, dict):
         raise _schnell_fail("'parameters' must be a JSON object.")
-    values = _parameter_values(params)
+    values = _parameter_values(spec, params)
 
     notes = [f"ignored top-level fields {', '.join(unknown_top)}"] if unknown_top else []
-    spec = SCHNELL
     rule = spec.size
     assert isinstance(rule, PixelSize)
     w = values.get("width", rule.default[0])
@@ -58,12 +54,15 @@ def validate_schnell(body: object, *, square_only: bool) -> Plan:
     return Plan(spec, seen, width, height, "png", int(seed) if seed is not None else None, (), unknown_top, notes)
 
 
-def _parameter_values(params: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline's keyword arguments, checked as the pipeline would take them."""
+def _parameter_values(spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's keyword arguments (the model's parameters, as the diffusers FLUX pipeline
+    takes them; never ``scheduler``), checked as the pipeline would: only the bounds the service
+    itself enforces (``Param.service_checks``)."""
     if "scheduler" in params:
         raise _schnell_fail("FluxPipeline does not accept a 'scheduler' parameter.")
+    accepted = {p.name for p in spec.all_params} - set(NOT_PIPELINE_ARGUMENTS)
     for name in params:
-        if name not in SCHNELL_PARAMETERS:
+        if name not in accepted:
             raise _schnell_fail(f"FluxPipeline.__call__() got an unexpected keyword argument '{name}'")
     values: dict[str, Any] = {}
     for name, value in params.items():
@@ -74,15 +73,9 @@ def _parameter_values(params: dict[str, Any]) -> dict[str, Any]:
                 raise _schnell_fail(f"'{name}' must be an integer.")
             values[name] = int(value)
             continue
-        param = SCHNELL.param(name)
+        param = spec.param(name)
         if param is None:
             continue
-        if name == "num_inference_steps":
-            # The registry's maximum (4) is advice for a distilled model; the pipeline runs any
-            # positive number of steps, so only the minimum is enforced.
-            param = replace(param, maximum=None)
-        elif name == "guidance_scale":
-            param = replace(param, minimum=None, maximum=None)  # ignored by schnell, any number runs
         problem = check_param(param, value, editing=False)
         if problem:
             raise _schnell_fail(f"'{name}': {problem[0]}")

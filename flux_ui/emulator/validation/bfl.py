@@ -15,16 +15,13 @@ from flux_ui.emulator.references import Reference
 from flux_ui.emulator.validation.common import (
     Plan,
     check_param,
-    clamp_ratio,
     default_format,
     is_int,
     pixel_size_problems,
     prompt_limit_error,
-    ratio_in_range,
-    ratio_text,
     reference_output_size,
 )
-from flux_ui.registry import AspectRatioSize, ModelSpec, PixelSize, aspect_ratio_size, parse_aspect_ratio
+from flux_ui.registry import AspectRatioSize, ModelSpec, PixelSize, parse_aspect_ratio
 
 #: ``input_image``, ``input_image_2``, ``input_image_3`` …; ``input_image_1`` is not a BFL field.
 REFERENCE_FIELD = re.compile(r"^input_image(?:_([2-9]|[1-9]\d+))?$")
@@ -164,17 +161,18 @@ def _aspect_ratio_size(
         if ratio is None:
             errors.append(bfl_field_error("aspect_ratio", "aspect_ratio should look like W:H, for example 16:9",
                                           "value_error", text))
-        elif not ratio_in_range(rule, ratio):
-            errors.append(bfl_field_error("aspect_ratio", f"aspect_ratio must be between {ratio_text(rule)}",
+        elif not rule.admits(*ratio):
+            lo, hi = rule.bounds_text
+            errors.append(bfl_field_error("aspect_ratio", f"aspect_ratio must be between {lo} and {hi}",
                                           "value_error", text))
     elif rule.default is not None:
         ratio = parse_aspect_ratio(rule.default)
     if ratio is None and "aspect_ratio" not in values:
         if references:
-            ratio = clamp_ratio(rule, references[0].width, references[0].height)
+            ratio = rule.clamp(references[0].width, references[0].height)
             notes.append(f"no aspect_ratio: sized from {references[0].field}")
         else:
             ratio = (1, 1)
     if ratio is not None and not errors:
-        return aspect_ratio_size(rule, ratio)
+        return rule.size_for(ratio)
     return 0, 0

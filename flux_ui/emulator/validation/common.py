@@ -15,7 +15,7 @@ from flux_ui.emulator.bodies import ApiError, azure_error
 from flux_ui.emulator.prompt_tokens import count_tokens
 from flux_ui.emulator.references import Reference
 from flux_ui.emulator.render import OutputFormat
-from flux_ui.registry import AspectRatioSize, ModelSpec, Param, PixelSize
+from flux_ui.registry import ModelSpec, Param, PixelSize
 
 
 @dataclass
@@ -46,7 +46,9 @@ def is_number(value: object) -> bool:
 
 
 def check_param(param: Param, value: object, *, editing: bool) -> tuple[str, str, dict[str, Any]] | None:
-    """(message, pydantic-style type, ctx) when ``value`` breaks the registry's rule, else None."""
+    """(message, pydantic-style type, ctx) when ``value`` breaks a rule the service enforces, else None
+    (a bound the registry marks as the UI's advice is not checked: ``Param.service_checks``)."""
+    param = param.enforced()
     kind = param.kind
     if kind == "int" and not is_int(value):
         kind_type = "int_from_float" if is_number(value) else "int_type"
@@ -64,13 +66,13 @@ def check_param(param: Param, value: object, *, editing: bool) -> tuple[str, str
         return None
     if kind in ("int", "float"):
         number = float(value)  # type: ignore[arg-type]
-        maximum = param.edit_maximum if editing and param.edit_maximum is not None else param.maximum
+        maximum = param.maximum_for(editing)
         if param.minimum is not None and number < param.minimum:
             return f"Input should be greater than or equal to {param.minimum:g}", "greater_than_equal", {
                 "ge": param.minimum
             }
         if maximum is not None and number > maximum:
-            suffix = " when an input image is sent" if maximum == param.edit_maximum and editing else ""
+            suffix = " when an input image is sent" if maximum != param.maximum else ""
             return f"Input should be less than or equal to {maximum:g}{suffix}", "less_than_equal", {"le": maximum}
     return None
 
@@ -93,20 +95,11 @@ def prompt_limit_error(spec: ModelSpec, prompt: str) -> ApiError | None:
     )
 
 
-def floor_to(value: int, multiple: int) -> int:
-    return value // multiple * multiple
-
-
 def reference_output_size(rule: PixelSize, ref: Reference, max_pixels: int | None) -> tuple[int, int]:
     """A FLUX.2 edit without width/height: the first reference's size as the service would
     prepare it (downscaled to the input budget, cropped to the grid) — the emulator's choice,
     since the contract gives no default size for edits."""
-    w, h = ref.width, ref.height
-    budget = max_pixels or rule.max_pixels
-    if budget and w * h > budget:
-        scale = math.sqrt(budget / (w * h))
-        w, h = int(w * scale), int(h * scale)
-    return max(rule.min_side, floor_to(w, rule.multiple)), max(rule.min_side, floor_to(h, rule.multiple))
+    return rule.fit(ref.width, ref.height, max_pixels)
 
 
 def pixel_size_problems(rule: PixelSize, width: int, height: int) -> tuple[int, int, list[tuple[str, str]], list[str]]:
@@ -124,7 +117,7 @@ def pixel_size_problems(rule: PixelSize, width: int, height: int) -> tuple[int, 
         elif rule.max_side is not None and value > rule.max_side:
             problems.append((name, f"{name} must be at most {rule.max_side}"))
         if rule.snap == "floor":
-            out[name] = floor_to(value, rule.multiple)
+            out[name] = rule.on_grid(value)
             if out[name] != value:
                 notes.append(f"{name} {value} floored to {out[name]} (a multiple of {rule.multiple})")
         else:
@@ -136,24 +129,6 @@ def pixel_size_problems(rule: PixelSize, width: int, height: int) -> tuple[int, 
         budget = f"{rule.max_pixels} ({rule.max_pixels / 1_048_576:g} MP)"
         problems.append(("width", f"width × height is {w * h} pixels; at most {budget}"))
     return w, h, problems, notes
-
-
-def ratio_in_range(rule: AspectRatioSize, ratio: tuple[float, float]) -> bool:
-    value = ratio[0] / ratio[1]
-    return rule.tallest[0] / rule.tallest[1] <= value <= rule.widest[0] / rule.widest[1]
-
-
-def clamp_ratio(rule: AspectRatioSize, width: int, height: int) -> tuple[int, int]:
-    value = width / height
-    if value > rule.widest[0] / rule.widest[1]:
-        return rule.widest
-    if value < rule.tallest[0] / rule.tallest[1]:
-        return rule.tallest
-    return width, height
-
-
-def ratio_text(rule: AspectRatioSize) -> str:
-    return f"{rule.widest[0]}:{rule.widest[1]} and {rule.tallest[0]}:{rule.tallest[1]}"
 
 
 def default_format(spec: ModelSpec) -> OutputFormat:

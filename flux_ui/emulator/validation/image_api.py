@@ -15,14 +15,11 @@ from flux_ui.emulator.references import Reference
 from flux_ui.emulator.render import OutputFormat
 from flux_ui.emulator.validation.common import (
     Plan,
-    clamp_ratio,
     default_format,
     pixel_size_problems,
     prompt_limit_error,
-    ratio_in_range,
-    ratio_text,
 )
-from flux_ui.registry import AspectRatioSize, ModelSpec, PixelSize, aspect_ratio_size, parse_aspect_ratio
+from flux_ui.registry import AspectRatioSize, ModelSpec, PixelSize, parse_aspect_ratio
 
 IMAGE_API_FIELDS = ("model", "prompt", "n", "size", "output_format")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
@@ -91,14 +88,14 @@ def _aspect_ratio_size(
     rule: AspectRatioSize, parsed: tuple[int, int] | None, references: Sequence[Reference], notes: list[str]
 ) -> tuple[int, int]:
     if parsed is not None:
-        if not ratio_in_range(rule, parsed):
-            raise _bad_request(f"'size' must have an aspect ratio between {ratio_text(rule)}.", "size")
+        if not rule.admits(*parsed):
+            raise _bad_request(f"'size' must have an aspect ratio between {' and '.join(rule.bounds_text)}.", "size")
         ratio = parsed
     elif references:
-        ratio = clamp_ratio(rule, references[0].width, references[0].height)
+        ratio = rule.clamp(references[0].width, references[0].height)
     else:
         ratio = (parse_aspect_ratio(rule.default) if rule.default else (1, 1)) or (1, 1)
-    width, height = aspect_ratio_size(rule, ratio)
+    width, height = rule.size_for(ratio)
     if parsed is not None and parsed != (width, height):
         notes.append(f"size {parsed[0]}x{parsed[1]} rendered as {width}×{height} (about {rule.megapixels:g} MP)")
     return width, height
