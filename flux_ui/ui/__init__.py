@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -9,9 +10,10 @@ import gradio as gr
 from flux_ui.assets import LOGO
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
-from flux_ui.ui import compare, edit, history_tab, kontext, progress, sessions, text_to_image
-from flux_ui.ui.common import TabContext, TabHandle
+from flux_ui.ui import compare, edit, history_tab, kontext, progress, text_to_image
+from flux_ui.ui.common import TabContext, TabHandle, TabSpec
 from flux_ui.ui.quota_gate import MAX_IN_PROGRESS
+from flux_ui.ui.workarounds import cache_upload_schemas
 
 #: Calls of one listener handled at once, for the listeners that keep a limit: those that run in
 #: threads (disk, SQLite, images). The generating ones (the three endpoints through common.wire_run,
@@ -25,6 +27,14 @@ QUEUE_SIZE = 256
 #: each of its models but holds one worker), with room for the quick steps beside them; one
 #: deployment's waiting requests then never take a worker another deployment's request needs.
 WORKERS = MAX_IN_PROGRESS * len(MODELS) + 4 * EVENT_LIMIT
+#: The tabs, in their order. History comes last: it loads settings into the tabs built before it.
+TABS = (
+    TabSpec(id="t2i", label="Text to image", build=text_to_image.build),
+    TabSpec(id="edit", label="Edit with references", build=edit.build),
+    TabSpec(id="kontext", label="Kontext edit", build=kontext.build),
+    TabSpec(id="compare", label="Compare", build=compare.build),
+    TabSpec(id="history", label="History", build=history_tab.build),
+)
 
 
 def queue_options() -> dict[str, Any]:
@@ -71,15 +81,8 @@ def build_demo(runtime: Runtime, public_demo: bool = False) -> gr.Blocks:
         ctx = TabContext(runtime, demo)
         handles: list[TabHandle] = []
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("Text to image", id="t2i"):
-                handles.append(text_to_image.build(ctx))
-            with gr.Tab("Edit with references", id="edit"):
-                handles.append(edit.build(ctx))
-            with gr.Tab("Kontext edit", id="kontext"):
-                handles.append(kontext.build(ctx))
-            with gr.Tab("Compare", id="compare"):
-                handles.append(compare.build(ctx))
-            with gr.Tab("History", id="history"):
-                history_tab.build(ctx, tabs, handles)  # type: ignore[call-arg]
-    sessions.cache_upload_schemas(demo)
+            for spec in TABS:
+                with gr.Tab(spec.label, id=spec.id):
+                    handles.append(spec.build(replace(ctx, tabs=tabs, handles=tuple(handles))))
+    cache_upload_schemas(demo)
     return demo

@@ -1,4 +1,4 @@
-"""What the tabs share: their context, the handle History uses to reuse settings, small helpers."""
+"""What the tabs share: their declaration and context, the handle History uses to reuse settings, small helpers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from urllib.parse import unquote
 
 import gradio as gr
 from gradio.context import Context
-from gradio.exceptions import InvalidPathError
 from gradio.processing_utils import save_bytes_to_cache
 from gradio.route_utils import API_PREFIX
 from gradio.utils import get_upload_folder
@@ -33,23 +32,24 @@ _FILE_MARKER = {"_type": "gradio.FileData"}
 _PROGRAM_CALLERS = frozenset({"api", "mcp"})
 #: Where a Gradio file link names the file: the upload_file_to_gradio MCP helper hands out such links.
 _FILE_ROUTE = f"{API_PREFIX}/file="
-_DATA_EXAMPLE = '"data:image/png;base64,…"'
-#: What a request gets that names a file on the server as if Gradio had received it (Gradio refuses it
-#: before any handler runs, and by itself says only {"error": null}).
-NOT_UPLOADED = ("A file in this request was not uploaded to this app: it names a path on the server, and flux-ui "
-                "reads only files sent with the request. Send the file itself: from gradio_client, pass "
-                'handle_file("cat.jpg"), which uploads it first; from an MCP client, send base64 data, '
-                f"{_DATA_EXAMPLE}.")
+#: How an MCP client sends a file inline, for messages that say so.
+DATA_EXAMPLE = '"data:image/png;base64,…"'
 #: A js-only listener's answer that shows its output component, in the browser, with no round trip.
 _SHOW_JS = "() => ({__type__: 'update', visible: true})"
 
 
 @dataclass
 class TabContext:
-    """Handed to every tab's ``build``: the runtime and the Blocks being built (given its QuotaGate)."""
+    """Handed to every tab's ``build``: the runtime and the Blocks being built (given its QuotaGate).
+
+    ``tabs`` and ``handles`` are the gr.Tabs the tab sits in and the handles of the tabs built before
+    it: History switches between the tabs and loads settings into those handles; the others ignore them.
+    """
 
     runtime: Runtime
     demo: gr.Blocks
+    tabs: gr.Tabs | None = None
+    handles: Sequence[TabHandle] = ()
 
     def __post_init__(self) -> None:
         if getattr(self.demo, _GATE, None) is None:
@@ -72,6 +72,15 @@ class TabHandle:
 
     def takes(self, model: str) -> bool:
         return self.models is None or model in self.models
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    """One tab as the app declares it: its gr.Tab id and label, and what builds its contents."""
+
+    id: str
+    label: str
+    build: Callable[[TabContext], TabHandle]
 
 
 def model_choices(models: Sequence[str]) -> list[tuple[str, str]]:
@@ -218,57 +227,6 @@ def flag(name: str, value: Any, default: bool) -> bool:
     raise ValidationError(f"{name} is on or off: pass true or false; got {value!r}.", field=name)
 
 
-def accept_raw_files(component: gr.components.Component) -> None:
-    """Let a malformed file payload reach the handler, to be refused there in flux-ui's words.
-
-    Even with preprocess=False, Gradio checks an input's payload against the component's data
-    model before any handler runs, and a plain string where a file belongs (``references=
-    ["cat.jpg"]``) fails there with its generic "the upstream Gradio app has raised an exception".
-    The API schema is computed first and kept, so view_api and MCP still describe a file input;
-    its ``$ref``s are resolved in place, because MCP lifts the schema under a tool's parameter,
-    where a reference to the component's own ``$defs`` points nowhere and the MCP server refuses
-    every call. Gradio still moves every FileData payload into its cache, refusing one outside its
-    upload folder, before the handler; :func:`received_files` checks everything else.
-    """
-    schema = component.api_info()
-    inlined = _without_refs(schema, schema.get("$defs", {}))
-    component.api_info = lambda: inlined  # type: ignore[method-assign]
-    component.data_model = None
-    if Context.root_block is not None:
-        refuse_unuploaded_in_own_words(Context.root_block)
-
-
-def refuse_unuploaded_in_own_words(blocks: gr.Blocks) -> None:
-    """Answer a file payload that names a server file Gradio did not receive with :data:`NOT_UPLOADED`.
-
-    Gradio refuses such a payload while preparing an event's inputs, before any handler, with an
-    exception it reports as ``{"error": null}``: the refusal is kept, its words are flux-ui's.
-    """
-    if getattr(blocks, "_flux_ui_refuses_unuploaded", False):
-        return
-    prepare = blocks.preprocess_data
-
-    async def preprocess_data(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await prepare(*args, **kwargs)
-        except InvalidPathError:
-            raise gr.Error(NOT_UPLOADED, title="File not uploaded", print_exception=False) from None
-
-    blocks.preprocess_data = preprocess_data  # type: ignore[method-assign]
-    blocks._flux_ui_refuses_unuploaded = True  # type: ignore[attr-defined]
-
-
-def _without_refs(node: Any, defs: Mapping[str, Any]) -> Any:
-    """A JSON schema with every local ``$ref`` replaced by its definition, and no ``$defs``."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            return _without_refs(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        return {k: _without_refs(v, defs) for k, v in node.items() if k != "$defs"}
-    if isinstance(node, list):
-        return [_without_refs(v, defs) for v in node]
-    return node
-
-
 def upload_roots(runtime: Runtime) -> tuple[Path, ...]:
     """The folders a file named in a request may be read from: Gradio's uploads and flux-ui's outputs."""
     return Path(get_upload_folder()).resolve(), runtime.history.folder.resolve()
@@ -311,7 +269,7 @@ def _path_in_text(text: str, roots: Sequence[Path], name: str, example: str) -> 
         if _FILE_ROUTE in text:
             return _confined(unquote(text.split(_FILE_ROUTE, 1)[1]), roots, name, example)
         raise ValidationError(f"{name} is a link to {text}: flux-ui does not fetch links. Send the file itself, as "
-                              f"{example}, or from an MCP client as base64 data, {_DATA_EXAMPLE}.",
+                              f"{example}, or from an MCP client as base64 data, {DATA_EXAMPLE}.",
                               field="references")
     raise ValidationError(f"{name} must be an uploaded file, not the text {text!r}: flux-ui never opens a path "
                           f"named in a request. Send the file itself, as {example}.", field="references")
@@ -321,7 +279,7 @@ def _saved_data(text: str, name: str, example: str) -> str:
     """A base64 data URL decoded into Gradio's uploads, where every received file is read from."""
     head, _, payload = text.partition(",")
     if not head.endswith(";base64") or not payload:
-        raise ValidationError(f"{name} is data but not base64 data; send it as {_DATA_EXAMPLE}, or as {example}.",
+        raise ValidationError(f"{name} is data but not base64 data; send it as {DATA_EXAMPLE}, or as {example}.",
                               field="references")
     size = len(payload) // 4 * 3
     if size > MAX_REFERENCE_BYTES:
@@ -331,7 +289,7 @@ def _saved_data(text: str, name: str, example: str) -> str:
     try:
         data = base64.b64decode(payload, validate=True)
     except binascii.Error:
-        raise ValidationError(f"{name} is not valid base64 data; send it as {_DATA_EXAMPLE}.",
+        raise ValidationError(f"{name} is not valid base64 data; send it as {DATA_EXAMPLE}.",
                               field="references") from None
     suffix = mimetypes.guess_extension(head.removeprefix("data:").split(";", 1)[0]) or ".bin"
     return save_bytes_to_cache(data, f"reference{suffix}", get_upload_folder())

@@ -56,6 +56,7 @@ from flux_ui.ui.compare_view import (
     tally_table,
 )
 from flux_ui.ui.controls import SIZE_PRESETS
+from flux_ui.ui.layout import PromptRow, prompt_row
 from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 
 #: The vote's outputs: status, state, then images, captions and vote buttons per slot, left, right, tally.
@@ -103,10 +104,7 @@ def apply_settings(runtime: Runtime, available: Sequence[str], settings: Mapping
 
 @dataclass
 class _Form:
-    prompt: gr.Textbox
-    run: gr.Button
-    stop: gr.Button
-    status: gr.Markdown
+    row: PromptRow
     picked: gr.CheckboxGroup
     shape: gr.Dropdown
     seed: gr.Number
@@ -116,7 +114,7 @@ class _Form:
     @property
     def settings(self) -> list[Any]:
         """What the endpoint takes and "reuse settings" loads, in its order."""
-        return [self.prompt, self.picked, self.shape, self.randomize, self.seed]
+        return [self.row.prompt, self.picked, self.shape, self.randomize, self.seed]
 
 
 @dataclass
@@ -153,13 +151,9 @@ class _Results:
 def _form(available: list[str]) -> _Form:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
-            prompt = gr.Textbox(label="Prompt", lines=3, max_lines=10, elem_id="compare-prompt",
-                                placeholder="A glass teapot on a windowsill, morning light, film photo",
-                                info="Every model gets this prompt. Ctrl+Enter (⌘+Enter) compares.")
-            with gr.Row():
-                run = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=3)
-                stop = gr.Button("Stop", variant="stop", elem_id="compare-stop", scale=1, visible=False)
-            status = gr.Markdown("", elem_id="compare-status", elem_classes=["flux-status"])
+            row = prompt_row("compare", run_label="Compare", lines=3, max_lines=10,
+                             placeholder="A glass teapot on a windowsill, morning light, film photo",
+                             info="Every model gets this prompt. Ctrl+Enter (⌘+Enter) compares.")
         with gr.Column(scale=2, min_width=320):
             picked = gr.CheckboxGroup(model_choices(available), value=available[:DEFAULT_PICKS], label="Models",
                                       info=f"Pick {MIN_MODELS} to {MAX_MODELS}; each is sent at once, "
@@ -174,7 +168,7 @@ def _form(available: list[str]) -> _Form:
                 randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="compare-randomize")
                 blind = gr.Checkbox(value=False, label="Blind mode", elem_id="compare-blind",
                                     info="Shuffle and hide the names until you pick a favourite.")
-    return _Form(prompt, run, stop, status, picked, shape, seed, randomize, blind)
+    return _Form(row, picked, shape, seed, randomize, blind)
 
 
 def _slot_widgets(i: int) -> _SlotWidgets:
@@ -207,7 +201,7 @@ def _results(tally: Tally) -> _Results:
 def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results, gate: QuotaGate) -> None:
     """Compare (streamed), the picks settled after it, and Stop. Like the other generating events it
     takes no per-event worker limit: the gate bounds each deployment instead (see quota_gate.QuotaGate)."""
-    run_outputs = [form.status, form.seed, form.stop, res.views, *(s.column for s in res.slots), *res.images,
+    run_outputs = [form.row.status, form.seed, form.row.stop, res.views, *(s.column for s in res.slots), *res.images,
                    *res.captions, *res.votes, res.left, res.right, res.slider, res.hint]
 
     async def run_ui(prompt_text: str, chosen: list[str], shape_text: str, randomize_seed: bool,
@@ -233,14 +227,14 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
                 seen |= fresh
                 yield frame(comp, blind_mode, fresh, comp.finished)
 
-    run_inputs = [form.prompt, form.picked, form.shape, form.randomize, form.seed, form.blind]
-    run_event = form.run.click(run_ui, run_inputs, run_outputs, api_visibility="private", preprocess=False,
+    run_inputs = [form.row.prompt, form.picked, form.shape, form.randomize, form.seed, form.blind]
+    run_event = form.row.run.click(run_ui, run_inputs, run_outputs, api_visibility="private", preprocess=False,
                                concurrency_limit=None)
     # The picks made mid-stream may have been among the skipped updates: settle them at the end,
     # keeping whatever the person chose meanwhile.
     run_event.then(settle_picks, [res.views, res.left, res.right], [res.left, res.right, res.slider, res.hint],
                    api_visibility="private", preprocess=False)
-    form.stop.click(stopped, res.views, [form.status, form.stop, *res.captions], cancels=[run_event],
+    form.row.stop.click(stopped, res.views, [form.row.status, form.row.stop, *res.captions], cancels=[run_event],
                     api_visibility="private")
 
 
@@ -288,7 +282,7 @@ def _wire_api(runtime: Runtime, available: list[str], form: _Form, gate: QuotaGa
     compare_api.__name__ = "compare"  # MCP names the tool after the function
     compare_api.__signature__ = named_signature(  # type: ignore[attr-defined]
         ["prompt", "models"], {"aspect_ratio": "1:1", "randomize_seed": True, "seed": None})
-    trigger.click(compare_api, form.settings, [gallery, results, form.status], api_name="compare", preprocess=False,
+    trigger.click(compare_api, form.settings, [gallery, results, form.row.status], api_name="compare", preprocess=False,
                   concurrency_limit=None)
 
 
@@ -297,10 +291,10 @@ def build(ctx: TabContext) -> TabHandle:
     available = comparable_models(runtime.models)
     tally = Tally(runtime.settings.output_dir)
     form = _form(available)
-    examples.compare(available, form.prompt, form.picked, form.shape, MIN_MODELS)
+    examples.compare(available, form.row.prompt, form.picked, form.shape, MIN_MODELS)
     res = _results(tally)
     _wire_run(runtime, available, form, res, quota_gate(ctx.demo))
-    _wire_picks_and_votes(ctx, tally, form.status, res)
+    _wire_picks_and_votes(ctx, tally, form.row.status, res)
     _wire_api(runtime, available, form, quota_gate(ctx.demo))
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:

@@ -16,10 +16,11 @@ from flux_ui.registry import MODELS, ModelSpec, Param, PixelSize
 SIZE_PRESETS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "21:9")
 
 
-def all_param_names(models: Sequence[str] = tuple(MODELS)) -> tuple[str, ...]:
-    """Every parameter any of these models takes, in registry order, seed first."""
+def all_param_names(models: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Every parameter any of these models takes (None: every model in the registry, as it is when
+    called), in registry order, seed first."""
     names: list[str] = []
-    for model_id in models:
+    for model_id in MODELS if models is None else models:
         for p in MODELS[model_id].all_params:
             if p.name not in names:
                 names.append(p.name)
@@ -36,7 +37,7 @@ def merged_declaration(name: str) -> Param:
     first = declared[0]
     if first.kind in ("int", "float"):
         lows = [p.minimum for p in declared if p.minimum is not None]
-        highs = [max(p.maximum or 0, p.edit_maximum or 0) for p in declared if p.maximum is not None]
+        highs = [p.widest_maximum for p in declared if p.widest_maximum is not None]
         return replace(first, minimum=min(lows), maximum=max(highs))
     if first.choices:
         choices = tuple(dict.fromkeys(c for p in declared for c in p.choices))

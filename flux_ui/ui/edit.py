@@ -12,7 +12,7 @@ event with one file input. Layout and wiring only: the list operations are in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,39 +24,32 @@ from flux_ui.client import model_id_text
 from flux_ui.errors import FluxError, ReferenceImageError, ValidationError
 from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
-from flux_ui.ui import examples, handlers, progress, references
+from flux_ui.ui import examples, handlers, image_form, progress, references
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
-    accept_raw_files,
     endpoint,
     error_text,
     flag,
     handoff,
     leave,
-    model_choices,
     received_files,
     take,
-    unchanged,
     upload_roots,
-    wire_run,
 )
-from flux_ui.ui.controls import (
-    all_param_names,
-    make_component,
-    merged_declaration,
-    reuse_updates,
-    seed_after_run,
-    wire_model_controls,
-    wire_seed,
-)
+from flux_ui.ui.controls import all_param_names, wire_model_controls
+from flux_ui.ui.layout import model_dropdown, prompt_row
 from flux_ui.ui.text import inert
+from flux_ui.ui.workarounds import accept_raw_files
 
 TAB = "edit"
 #: How an API caller sends references, for messages about ones that are not files.
 REFERENCES_EXAMPLE = 'references=[handle_file("cat.jpg"), handle_file("sofa.jpg")]'
 # Bold arrows that read at button size; U+FE0E asks for the text glyph, not an emoji.
 EARLIER, LATER = "\u2b05\ufe0e", "\u27a1\ufe0e"
+#: How every change to the reference list runs: one at a time and none dropped, so quick clicks on ← add up.
+SERIAL: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden", "trigger_mode": "multiple",
+                          "concurrency_id": "edit-references", "concurrency_limit": 1}
 
 
 @dataclass
@@ -169,26 +162,44 @@ def file_paths(value: Any) -> list[str]:
     return [str(getattr(v, "path", v)) for v in items]
 
 
-def build(ctx: TabContext) -> TabHandle:
-    runtime = ctx.runtime
-    models = edit_models(runtime.models)
-    if not models:
-        gr.Markdown("None of the deployed models edits with several reference images: deploy FLUX.2 [pro] "
-                    "or FLUX.2 [flex] and add it to `FLUX_DEPLOYMENTS`.")
-        return TabHandle(tab_id="edit", name=TAB)
-    names = all_param_names(models)
+# --- layout ---------------------------------------------------------------------------------------
 
-    with gr.Row(equal_height=False):
-        model = gr.Dropdown(choices=model_choices(models), value=models[0], label="Model",
-                            info=MODELS[models[0]].summary, elem_id="edit-model", scale=2, min_width=280)
-        add_many = gr.UploadButton("Add images…", file_count="multiple", file_types=["image"],
-                                   elem_id="edit-add", variant="secondary", scale=1, min_width=160)
-        paste = gr.Image(sources=["clipboard", "upload"], type="filepath", label="Paste or drop one image",
-                         elem_id="edit-paste", height=150, scale=1, min_width=200)
+@dataclass
+class _References:
+    """Where references are added, listed and reordered: ``refs`` holds the list, ``files`` mirrors it as
+    the file input Generate and the /edit endpoint read."""
+
+    add_many: gr.UploadButton
+    paste: gr.Image
+    refs: gr.State
+    files: gr.File
+    summary: gr.Markdown
+    slots: list[Slot]
+    note: gr.Markdown
+
+    @property
+    def view(self) -> list[Any]:
+        """What shows the list: the summary, then every slot's components."""
+        return [self.summary, *(c for slot in self.slots for c in slot.components)]
+
+    @property
+    def outputs(self) -> list[Any]:
+        """What a change to the list updates, in :func:`_wire_references`' ``emit`` order."""
+        return [self.refs, self.files, self.note, *self.view]
+
+
+@dataclass
+class _Page:
+    form: image_form.ImageForm
+    refs: _References
+    shown: gr.Examples | None
+
+
+def _references(models: Sequence[str], add_many: gr.UploadButton, paste: gr.Image) -> _References:
+    """The list, its hidden file mirror and the panel of cards, one slot per image the largest limit allows."""
     refs = gr.State([])
-    # The same list as a file input: what Generate and the /edit endpoint read.
-    refs_files = gr.File(file_count="multiple", file_types=["image"], label="References", visible=False,
-                         elem_id="edit-refs-files")
+    files = gr.File(file_count="multiple", file_types=["image"], label="References", visible=False,
+                    elem_id="edit-refs-files")
     with gr.Column(elem_id="edit-refs", variant="panel"):
         gr.Markdown("References are sent in the order shown, as *image 1*, *image 2*, …: name them that way in "
                     f"the prompt. {EARLIER} {LATER} reorder, ↻ replaces one file, ✕ removes.", elem_id="edit-help")
@@ -196,52 +207,44 @@ def build(ctx: TabContext) -> TabHandle:
         with gr.Row(elem_id="edit-cards"):
             slots = [Slot.build(number) for number in range(1, max(map(references.limit_of, models)) + 1)]
         note = gr.Markdown("", elem_id="edit-refs-status", elem_classes=["flux-status"])
+    return _References(add_many, paste, refs, files, summary, slots, note)
+
+
+def _layout(models: Sequence[str]) -> _Page:
+    """The model and the ways to add images, the references, their examples, then the form and the result."""
+    with gr.Row(equal_height=False):
+        model = model_dropdown("edit", models, scale=2, min_width=280)
+        add_many = gr.UploadButton("Add images…", file_count="multiple", file_types=["image"],
+                                   elem_id="edit-add", variant="secondary", scale=1, min_width=160)
+        paste = gr.Image(sources=["clipboard", "upload"], type="filepath", label="Paste or drop one image",
+                         elem_id="edit-paste", height=150, scale=1, min_width=200)
+    refs = _references(models, add_many, paste)
     shown = examples.edit(models)  # next to the cards it fills
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="edit-prompt",
-                                placeholder="Put the cat from image 2 on the sofa in image 1, soft window light",
-                                info="Ctrl+Enter (⌘+Enter) generates.")
-            with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="edit-run", scale=3)
-                stop = gr.Button("Stop", variant="stop", elem_id="edit-stop", scale=1, visible=False)
-            status = gr.Markdown("", elem_id="edit-status", elem_classes=["flux-status"], label="Status")
-            presets = gr.Dropdown(label="Size preset", choices=[], value=None, elem_id="edit-preset",
-                                  info="Pick a shape; width and height below can be fine-tuned.")
-            randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="edit-randomize")
-            controls: dict[str, Any] = {}
-            with gr.Accordion("Parameters", open=True):
-                for name in names:
-                    controls[name] = make_component(merged_declaration(name))
-                    # make_component's ids are shared with other tabs; ids must be unique on the page.
-                    controls[name].elem_id = f"edit-param-{name}"
-                    controls[name].key = f"edit-param-{name}"
+            row = prompt_row("edit", placeholder="Put the cat from image 2 on the sofa in image 1, soft window light",
+                             info="Ctrl+Enter (⌘+Enter) generates.", status_label="Status")
+            params = image_form.param_controls("edit", all_param_names(models))
         with gr.Column(scale=3, min_width=320):
-            image = gr.Image(label="Result", type="filepath", interactive=False, elem_id="edit-image",
-                             buttons=["download", "fullscreen"], height=560)
-            info = gr.Markdown("Your image appears here, saved to History as it arrives.", elem_id="edit-info",
-                               label="Caption")
-            reuse = gr.Button("Reuse this seed", size="sm", visible=False, elem_id="edit-reuse")
-            used_seed = gr.State(None)
+            result = image_form.result_panel("edit", caption_label="Caption")
+    return _Page(image_form.ImageForm(model, row, params, result), refs, shown)
 
-    control_list = list(controls.values())
-    view = [summary, *(c for slot in slots for c in slot.components)]
-    ref_outputs = [refs, refs_files, note, *view]
 
+# --- wiring ---------------------------------------------------------------------------------------
+
+def _wire_references(models: Sequence[str], model: gr.Dropdown, r: _References) -> Callable[..., list[Any]]:
+    """Adding, pasting, moving, replacing and removing references, and a model change, each redrawing the
+    list (past the model's limit: marked, never dropped); returns the add step, which examples reuse."""
     def show(paths: list[str], model_id: str) -> list[Any]:
         """The summary and every slot for this list and model (past the limit: marked, never dropped)."""
         limit = references.limit_of(model_id)
         updates: list[Any] = [references.summary(paths, model_id, models)]
-        for index, slot in enumerate(slots):
+        for index, slot in enumerate(r.slots):
             updates += slot.show(paths[index] if index < len(paths) else None, index, len(paths), index < limit)
         return updates
 
     def emit(paths: list[str], model_id: str, message: str = "") -> list[Any]:
         return [paths, paths, f"⚠️ {inert(message)}" if message else "", *show(paths, model_id)]
-
-    # Every change to the list runs one at a time and none is dropped, so quick clicks on ← add up.
-    serial = {"api_visibility": "private", "show_progress": "hidden", "trigger_mode": "multiple",
-              "concurrency_id": "edit-references", "concurrency_limit": 1}
 
     def on_move(index: int, offset: int, paths: list[str], model_id: str) -> list[Any]:
         return emit(references.move(paths, index, offset), model_id)
@@ -252,11 +255,11 @@ def build(ctx: TabContext) -> TabHandle:
     def on_replace(index: int, paths: list[str], new: str | None, model_id: str) -> list[Any]:
         return emit(references.replace(paths, index, new), model_id)
 
-    for index, slot in enumerate(slots):
-        slot.earlier.click(partial(on_move, index, -1), [refs, model], ref_outputs, **serial)
-        slot.later.click(partial(on_move, index, 1), [refs, model], ref_outputs, **serial)
-        slot.remove.click(partial(on_remove, index), [refs, model], ref_outputs, **serial)
-        slot.replace.upload(partial(on_replace, index), [refs, slot.replace, model], ref_outputs, **serial)
+    for index, slot in enumerate(r.slots):
+        slot.earlier.click(partial(on_move, index, -1), [r.refs, model], r.outputs, **SERIAL)
+        slot.later.click(partial(on_move, index, 1), [r.refs, model], r.outputs, **SERIAL)
+        slot.remove.click(partial(on_remove, index), [r.refs, model], r.outputs, **SERIAL)
+        slot.replace.upload(partial(on_replace, index), [r.refs, slot.replace, model], r.outputs, **SERIAL)
 
     def on_add(paths: list[str], new: Any, model_id: str) -> list[Any]:
         kept, message = references.add(paths, file_paths(new), model_id)
@@ -264,18 +267,21 @@ def build(ctx: TabContext) -> TabHandle:
 
     def on_paste(paths: list[str], new: str | None, model_id: str) -> list[Any]:
         if not new:  # the field clearing itself
-            return [gr.update()] * (len(ref_outputs) + 1)
+            return [gr.update()] * (len(r.outputs) + 1)
         return [*on_add(paths, [new], model_id), None]  # clear the field for the next paste
 
-    add_many.upload(on_add, [refs, add_many, model], ref_outputs, **serial)
-    paste.change(on_paste, [refs, paste, model], [*ref_outputs, paste], **serial)
-    model.change(show, [refs, model], view, **serial)
+    r.add_many.upload(on_add, [r.refs, r.add_many, model], r.outputs, **SERIAL)
+    r.paste.change(on_paste, [r.refs, r.paste, model], [*r.outputs, r.paste], **SERIAL)
+    model.change(show, [r.refs, model], r.view, **SERIAL)
+    return on_add
 
-    follow = wire_model_controls(ctx.demo, model, presets, controls)
-    examples.follow_edit(shown, prompt, model, on_add, ref_outputs, follow, **serial)  # the list via on_add
 
-    async def generate(model_value: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
-                       *rest: Any, request: gr.Request | None = None) -> AsyncIterator[tuple]:
+def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: _References) -> None:
+    """Generate: the /edit endpoint, then the seed to reuse, a reference problem by the references, Stop hidden."""
+    names = form.names
+
+    def generate(model_value: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
+                 *rest: Any, request: gr.Request | None = None) -> AsyncIterator[image_form.Outputs]:
         """Make one image from a prompt and 1–10 reference images with FLUX.2 [pro] or [flex].
 
         ``references`` are image files, sent in the order given: the prompt calls them image 1,
@@ -287,46 +293,44 @@ def build(ctx: TabContext) -> TabHandle:
         status message (empty when all went well; the reason when nothing was made) and the seed used.
         """
         *values, box = rest
-        keep = unchanged(request)
-        try:
-            async for step in handle_edit(runtime, models, model_value, prompt_text, reference_files, randomize_seed,
-                                          dict(zip(names, values, strict=True))):
-                if isinstance(step, str):
-                    yield keep, keep, step, keep
-                else:
-                    yield step.path, handlers.caption(step.result), "", step.result.seed
-        except FluxError as err:
+
+        def by_the_references(err: FluxError) -> None:
             if isinstance(err, ReferenceImageError):  # also shown by the references (the API sees the status)
                 leave(box, problem=error_text(err))
-            yield keep, keep, error_text(err, request), keep
+
+        steps = handle_edit(runtime, models, model_value, prompt_text, reference_files, randomize_seed,
+                            dict(zip(names, values, strict=True)))
+        return image_form.shown_steps(steps, request, by_the_references)
 
     endpoint_fn = endpoint(generate, "edit", ["model", "prompt", "references"],
                            {"randomize_seed": True, **dict.fromkeys(names), "page": None})  # page: see handoff()
     page_box = handoff()
-    inputs = [model, prompt, refs_files, randomize, *control_list, page_box]
-    outputs = [image, info, status, controls["seed"]]  # what the API returns, in its order: no State, no button
+    inputs = [form.model, form.row.prompt, r.files, form.params.randomize, *form.params.controls.values(), page_box]
 
-    def after_run(message: str | None, seed: Any, box: dict[str, Any]) -> list[Any]:
-        """The seed to reuse, a reference problem by the references, and Stop hidden, once a run has ended."""
-        problem = take(box).get("problem")
-        return [*seed_after_run(message, seed), problem or gr.update(), gr.update(visible=False)]
+    def problem(box: dict[str, Any]) -> list[Any]:
+        """A reference problem the run left, shown by the references."""
+        return [take(box).get("problem") or gr.update()]
 
     # preprocess=False: values reach handle_edit as sent, and the client's validation, which knows each
     # model's own bounds, answers bad ones; Gradio would check them against the bounds the controls were
     # built with, in its own words. References still arrive only as files Gradio received (accept_raw_files).
-    accept_raw_files(refs_files)
-    wire_run(endpoint_fn, inputs, outputs, api_name="edit", run=run, submit=prompt, stop=stop, status=status,
-             after=after_run, after_inputs=[status, controls["seed"], page_box],
-             after_outputs=[used_seed, reuse, note, stop])
-    wire_seed(controls["seed"], randomize, reuse, used_seed)
+    accept_raw_files(r.files)
+    image_form.wire_image_run(form, endpoint_fn, inputs, api_name="edit", extra=problem, extra_inputs=[page_box],
+                   extra_outputs=[r.note])
 
-    outputs_for_reuse = [model, presets, prompt, randomize, *control_list, status]
 
-    def apply(settings: Mapping[str, Any]) -> list[Any]:
-        """Load a saved image's model, prompt, seed and parameters; its references must be added again."""
-        if settings.get("model") not in models:
-            return [gr.update()] * len(outputs_for_reuse)
-        message = reuse_message(len(settings.get("references") or []))
-        return [*reuse_updates(MODELS[settings["model"]], names, settings), message]
-
-    return TabHandle(tab_id="edit", name=TAB, outputs=outputs_for_reuse, apply=apply, models=models)
+def build(ctx: TabContext) -> TabHandle:
+    models = edit_models(ctx.runtime.models)
+    if not models:
+        gr.Markdown("None of the deployed models edits with several reference images: deploy FLUX.2 [pro] "
+                    "or FLUX.2 [flex] and add it to `FLUX_DEPLOYMENTS`.")
+        return TabHandle(tab_id="edit", name=TAB)
+    page = _layout(models)
+    form = page.form
+    on_add = _wire_references(models, form.model, page.refs)
+    follow = wire_model_controls(ctx.demo, form.model, form.params.presets, form.params.controls)
+    examples.follow_edit(page.shown, form.row.prompt, form.model, on_add, page.refs.outputs, follow,
+                         **SERIAL)  # the list via on_add
+    _wire_generate(ctx.runtime, models, form, page.refs)
+    return image_form.image_handle("edit", TAB, form, models,
+                        message=lambda settings: reuse_message(len(settings.get("references") or [])))

@@ -181,11 +181,16 @@ def _wire_api(history: History) -> None:
     gr.api(history_api, api_name="history")
 
 
-def build(ctx: TabContext, tabs: gr.Tabs, handles: list[TabHandle]) -> None:
-    history = ctx.runtime.history
+def build(ctx: TabContext) -> TabHandle:
+    """The tab, wired to the tabs built before it (``ctx.handles``) and the gr.Tabs it switches
+    (``ctx.tabs``); its own handle takes no settings."""
+    if ctx.tabs is None:
+        raise ValueError("History is built inside the app's gr.Tabs: give TabContext its tabs")
+    history, tabs, handles = ctx.runtime.history, ctx.tabs, list(ctx.handles)
     labels = {str(t.id): str(t.label) for t in tabs.children if isinstance(t, gr.Tab)}
     page = _layout(history)
     _wire_listing(history, tabs, page)
     _wire_select(history, handles, labels, page)
     _wire_reuse(ctx.runtime, tabs, handles, labels, page)
     _wire_api(history)
+    return TabHandle(tab_id=TAB_ID, name=TAB_ID, models=())

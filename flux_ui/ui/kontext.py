@@ -22,13 +22,11 @@ from flux_ui.ui import examples, handlers
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
-    accept_raw_files,
     endpoint,
     error_text,
     from_program,
     handoff,
     leave,
-    model_choices,
     take,
     unchanged,
     wire_run,
@@ -61,6 +59,8 @@ from flux_ui.ui.kontext_trail import (
     trail_height,
     trail_text,
 )
+from flux_ui.ui.layout import PromptRow, model_dropdown, prompt_row
+from flux_ui.ui.workarounds import accept_raw_files
 
 LOADED = ("Settings loaded. History keeps results, not the pictures they were made from: drop the input "
           "image in again, then press Generate.")
@@ -105,11 +105,8 @@ class _Inputs:
     route: gr.Radio
     note: gr.Markdown
     image: gr.Image
-    prompt: gr.Textbox
+    row: PromptRow
     controls: dict[str, Any]
-    run: gr.Button
-    stop: gr.Button
-    status: gr.Markdown
     randomize: gr.Checkbox
 
     @property
@@ -141,8 +138,7 @@ def _inputs(models: list[str]) -> _Inputs:
     size_names = [n for n in names if n in ("aspect_ratio", "width", "height")]
     other_names = [n for n in names if n not in size_names]
     all_routes = list(dict.fromkeys(r for m in models for r in edit_routes(MODELS[m])))
-    model = gr.Dropdown(choices=model_choices(models), value=models[0], label="Model", info=first.summary,
-                        elem_id="kontext-model")
+    model = model_dropdown("kontext", models)
     route = gr.Radio(choices=[(ROUTE_LABELS[r], r.value) for r in all_routes],
                      value=edit_routes(first)[0].value, label="Route", elem_id="kontext-route",
                      info="The same model, reached two ways; the BFL route carries every parameter.",
@@ -150,24 +146,22 @@ def _inputs(models: list[str]) -> _Inputs:
     note = gr.Markdown("", elem_id="kontext-route-note", elem_classes=["flux-status"])
     image = gr.Image(label="Input image", type="filepath", sources=["upload", "clipboard"], image_mode=None,
                      height=320, elem_id="kontext-input", buttons=["fullscreen"])
-    prompt = gr.Textbox(label="Instruction", lines=3, max_lines=10, elem_id="kontext-prompt",
-                        placeholder="Make it night and add falling snow; keep the person and the pose",
-                        info="Say what to change and what to keep. Ctrl+Enter (⌘+Enter) generates.")
     controls: dict[str, Any] = {}
-    for name in size_names:  # the shape matters to most edits: kept in view
-        controls[name] = make_control(declaration(models, name), models)
-    with gr.Row():
-        run = gr.Button("Generate", variant="primary", elem_id="kontext-run", scale=3)
-        stop = gr.Button("Stop", variant="stop", elem_id="kontext-stop", scale=1, visible=False)
-    status = gr.Markdown("", elem_id="kontext-status", elem_classes=["flux-status"])
+
+    def shape_controls() -> None:  # the shape matters to most edits: kept in view, above Generate
+        for name in size_names:
+            controls[name] = make_control(declaration(models, name), models)
+
+    row = prompt_row("kontext", label="Instruction", lines=3, max_lines=10, between=shape_controls,
+                     placeholder="Make it night and add falling snow; keep the person and the pose",
+                     info="Say what to change and what to keep. Ctrl+Enter (⌘+Enter) generates.")
     more = ", ".join(declaration(models, n).label.lower() for n in other_names)
     with gr.Accordion(f"More parameters: {more}", open=False, elem_id="kontext-more"):
         randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="kontext-randomize",
                                 info="Untick to send the seed below.")
         for name in other_names:
             controls[name] = make_control(declaration(models, name), models)
-    return _Inputs(size_names, other_names, model, route, note, image, prompt, controls, run, stop, status,
-                   randomize)
+    return _Inputs(size_names, other_names, model, route, note, image, row, controls, randomize)
 
 
 def _outputs(models: list[str], i: _Inputs) -> _Outputs:
@@ -180,7 +174,7 @@ def _outputs(models: list[str], i: _Inputs) -> _Outputs:
                          height=trail_height(1), visible=False, buttons=[], allow_preview=False,
                          object_fit="contain", elem_id="kontext-trail", interactive=False)
     trail_md = gr.Markdown(EMPTY_TRAIL, elem_id="kontext-trail-list")
-    shown = examples.kontext(models, i.image, i.prompt, i.model)
+    shown = examples.kontext(models, i.image, i.row.prompt, i.model)
     return _Outputs(result, info, use, gallery, trail_md, shown, gr.State([]), gr.State(None))
 
 
@@ -262,9 +256,9 @@ def _wire_edit(runtime: Runtime, models: list[str], i: _Inputs, o: _Outputs) -> 
     """Generate (the /kontext endpoint), then the trail and "Use this result" from what it left; Stop."""
     endpoint_fn = _edit_endpoint(runtime, models, i)
     page_box = handoff()
-    inputs = [i.model, i.prompt, i.image, i.route, *(i.controls[n] for n in i.size_names), i.randomize,
+    inputs = [i.model, i.row.prompt, i.image, i.route, *(i.controls[n] for n in i.size_names), i.randomize,
               *(i.controls[n] for n in i.other_names), o.trail, page_box]
-    outputs = [o.result, o.info, i.status]  # what the API returns, in its order: no State, no button
+    outputs = [o.result, o.info, i.row.status]  # what the API returns, in its order: no State, no button
     # preprocess=False: values reach handle_kontext as sent and are refused there in flux-ui's words (Gradio
     # would check them against the controls' bounds); the image still arrives only as a file Gradio received.
     accept_raw_files(i.image)
@@ -277,9 +271,9 @@ def _wire_edit(runtime: Runtime, models: list[str], i: _Inputs, o: _Outputs) -> 
         trail, current = done["trail"], done["current"]
         return (trail, current, *_show_trail(trail, current), gr.update(visible=True), gr.update(visible=False))
 
-    wire_run(endpoint_fn, inputs, outputs, api_name="kontext", run=i.run, stop=i.stop, status=i.status,
+    wire_run(endpoint_fn, inputs, outputs, api_name="kontext", run=i.row.run, stop=i.row.stop, status=i.row.status,
              after=after_run, after_inputs=page_box,
-             after_outputs=[o.trail, o.current, o.gallery, o.trail_md, o.use, i.stop])
+             after_outputs=[o.trail, o.current, o.gallery, o.trail_md, o.use, i.row.stop])
 
 
 def _wire_trail(i: _Inputs, o: _Outputs, on_model: Callable[[str, str], list[Any]]) -> None:
@@ -290,7 +284,8 @@ def _wire_trail(i: _Inputs, o: _Outputs, on_model: Callable[[str, str], list[Any
         last = len(trail) - 1
         return trail[last].path, last, next_input_text(trail), trail_text(trail, last), gr.update(selected_index=last)
 
-    o.use.click(use_result, o.trail, [i.image, o.current, i.status, o.trail_md, o.gallery], api_visibility="private")
+    o.use.click(use_result, o.trail, [i.image, o.current, i.row.status, o.trail_md, o.gallery],
+                api_visibility="private")
 
     def step_back(trail: list[Step], evt: gr.SelectData) -> tuple[Any, ...]:
         index = step_index(trail, evt.index)
@@ -298,7 +293,7 @@ def _wire_trail(i: _Inputs, o: _Outputs, on_model: Callable[[str, str], list[Any
             return gr.update(), gr.update(), gr.update(), gr.update()
         return trail[index].path, index, step_back_text(trail, index), trail_text(trail, index)
 
-    o.gallery.select(step_back, o.trail, [i.image, o.current, i.status, o.trail_md], api_visibility="private")
+    o.gallery.select(step_back, o.trail, [i.image, o.current, i.row.status, o.trail_md], api_visibility="private")
 
     def own_picture(trail: list[Step]) -> tuple[None, str]:
         return None, trail_text(trail, None) if trail else EMPTY_TRAIL
@@ -333,5 +328,5 @@ def build(ctx: TabContext) -> TabHandle:
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         return apply_settings(models, i.names, settings)
 
-    return TabHandle(tab_id="kontext", name=TAB, outputs=[i.model, i.prompt, i.route, i.randomize, *i.ordered,
-                                                          i.status], apply=apply, models=models)
+    return TabHandle(tab_id="kontext", name=TAB, outputs=[i.model, i.row.prompt, i.route, i.randomize, *i.ordered,
+                                                          i.row.status], apply=apply, models=models)

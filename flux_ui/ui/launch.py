@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import gradio.routes
 from fastapi import HTTPException
 
 from flux_ui import tally
@@ -26,6 +25,7 @@ from flux_ui.hosts import is_loopback
 from flux_ui.settings import Settings
 from flux_ui.ui.edge import CLIENT, SCOPE_KEY, client_address, edge_app_kwargs
 from flux_ui.ui.guard import Limits, LoginGuard, lock_message
+from flux_ui.ui.workarounds import hide_api_info_from_strangers
 
 __all__ = ["CLIENT", "SCOPE_KEY", "client_address"]  # the edge's, which the sign-in throttle reads
 
@@ -38,8 +38,6 @@ THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="slate", neutral_hue=
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 #: The sign-in throttle's limits (tests shrink them).
 LOGIN_LIMITS = Limits()
-#: An empty API description, for the login page (see hide_api_info_from_strangers).
-NO_API_INFO: dict[str, Any] = {"named_endpoints": {}, "unnamed_endpoints": {}}
 #: Gradio's login form shows "Incorrect credentials" on a 400 and nothing at all on any other
 #: refusal; on a 429 this reloads the page, which then names the time sign-in resumes.
 RELOAD_ON_LOCK = """<script>(() => {
@@ -149,36 +147,14 @@ def guarded_login(check: Callable[[str, str], bool], guard: LoginGuard,
 
 
 def login_page_context(request: Any, context: dict[str, Any], wall: Callable[[], float] = time.time) -> dict[str, Any]:
-    """The login page's template context: no API description, and while the caller's address is
-    locked out, a message saying when sign-in resumes in place of the usual one."""
+    """The login page's template context: the reload on a lockout, and while the caller's address is
+    locked out, a message saying when sign-in resumes in place of the usual one (the page loses its API
+    description in workarounds.hide_api_info_from_strangers, which calls this)."""
     config = {**context["config"], "head": RELOAD_ON_LOCK}
     guard, address = getattr(request, "scope", {}).get(SCOPE_KEY, (None, ""))
     if isinstance(guard, LoginGuard) and (wait := guard.locked_for(address)):
         config["auth_message"] = lock_message(wait, wall())
-    return {**context, "config": config, "gradio_api_info": NO_API_INFO}
-
-
-def hide_api_info_from_strangers() -> None:
-    """Gradio 6.31 (gradio/routes.py, the ``/`` route ``main``) renders ``window.gradio_api_info``
-    (every endpoint, its parameters, the model IDs it accepts) into the login page it serves to
-    someone not signed in, although ``/gradio_api/info`` refuses them. This wraps, in one place,
-    the template call of that route: a page with ``auth_required`` loses the description. It only
-    touches pages Gradio already renders without the app; remove it once Gradio stops embedding
-    the description in them. Idempotent; it patches Gradio's module-wide template object."""
-    templates = gradio.routes.templates
-    render = templates.TemplateResponse
-    if getattr(render, "flux_ui_login_page", False):
-        return
-
-    def template_response(*args: Any, **kwargs: Any) -> Any:
-        context = kwargs.get("context")
-        if isinstance(context, dict) and isinstance(context.get("config"), dict) \
-                and context["config"].get("auth_required"):
-            kwargs["context"] = login_page_context(kwargs.get("request"), context)
-        return render(*args, **kwargs)
-
-    template_response.flux_ui_login_page = True  # type: ignore[attr-defined]
-    templates.TemplateResponse = template_response  # type: ignore[method-assign]
+    return {**context, "config": config}
 
 
 def page_options() -> dict[str, Any]:
@@ -206,7 +182,7 @@ def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: b
         **page_options(),
     }
     if guard is not None:
-        hide_api_info_from_strangers()
+        hide_api_info_from_strangers(login_page_context)
         options["auth"] = guarded_login(login_check(settings), guard)
         options["auth_message"] = "flux-ui: sign in with an account from FLUX_UI_USERS."
     return options

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from flux_ui.client import ProgressEvent
 from flux_ui.pacing import PacerStatus
-from flux_ui.registry import MODELS, Route
+from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers
 from flux_ui.ui.text import inert
@@ -44,21 +44,15 @@ def status_line(model: str, event: ProgressEvent | None, elapsed: float) -> str:
     return f"⏳ {elapsed:.1f} s · {inert(event.message)}"  # a service's words may quote the prompt
 
 
-async def stream(
-    runtime: Runtime,
-    model: str,
-    prompt: str,
-    params: Mapping[str, Any],
-    references: Sequence[bytes] = (),
-    route: Route | None = None,
-    tab: str = "text-to-image",
-) -> AsyncIterator[str | handlers.Generated]:
-    """Yield status lines, then the saved result; errors (FluxError) propagate."""
+async def stream(runtime: Runtime, model: str, *rest: Any, **named: Any) -> AsyncIterator[str | handlers.Generated]:
+    """Yield status lines, then the saved result; errors (FluxError) propagate.
+
+    Takes :func:`handlers.generate`'s arguments, which it passes on as they are (the prompt, params,
+    references, route and tab after the model), so that there is one list of them to keep.
+    """
     events: list[ProgressEvent] = []
     start = time.monotonic()
-    task = asyncio.create_task(
-        handlers.generate(runtime, model, prompt, params, references, route, tab, on_event=events.append)
-    )
+    task = asyncio.create_task(handlers.generate(runtime, model, *rest, on_event=events.append, **named))
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=TICK_S)

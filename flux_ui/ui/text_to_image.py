@@ -3,35 +3,18 @@ handlers and progress)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import gradio as gr
 
 from flux_ui.client import model_id_text
-from flux_ui.errors import FluxError
 from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
-from flux_ui.ui import examples, handlers, progress
-from flux_ui.ui.common import (
-    TabContext,
-    TabHandle,
-    endpoint,
-    error_text,
-    flag,
-    model_choices,
-    unchanged,
-    wire_run,
-)
-from flux_ui.ui.controls import (
-    all_param_names,
-    make_component,
-    merged_declaration,
-    reuse_updates,
-    seed_after_run,
-    wire_model_controls,
-    wire_seed,
-)
+from flux_ui.ui import examples, handlers, image_form, progress
+from flux_ui.ui.common import TabContext, TabHandle, endpoint, flag
+from flux_ui.ui.controls import all_param_names, wire_model_controls
+from flux_ui.ui.layout import model_dropdown, prompt_row
 
 TAB = "text-to-image"
 
@@ -52,49 +35,44 @@ async def handle_generate(runtime: Runtime, model: Any, prompt: Any, randomize_s
         yield step
 
 
-def build(ctx: TabContext) -> TabHandle:
-    runtime = ctx.runtime
-    models = text_models(runtime.models)
-    names = all_param_names(models)
+# --- layout ---------------------------------------------------------------------------------------
+
+def _layout(models: Sequence[str]) -> tuple[image_form.ImageForm, gr.Examples | None]:
+    """The form on the left, the result and the examples that fill the form on the right."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            model = gr.Dropdown(choices=model_choices(models), value=models[0], label="Model",
-                                info=MODELS[models[0]].summary, elem_id="t2i-model")
-            prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="t2i-prompt",
-                                placeholder="A red fox in an autumn forest, morning light, 35 mm photo",
-                                info="Ctrl+Enter (⌘+Enter) generates.")
-            with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="t2i-run", scale=3)
-                stop = gr.Button("Stop", variant="stop", elem_id="t2i-stop", scale=1, visible=False)
-            status = gr.Markdown("", elem_id="t2i-status", elem_classes=["flux-status"])
-            presets = gr.Dropdown(label="Size preset", choices=[], value=None, elem_id="t2i-preset",
-                                  info="Pick a shape; width and height below can be fine-tuned.")
-            randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="t2i-randomize")
-            controls: dict[str, Any] = {}
-            with gr.Accordion("Parameters", open=True):
-                for name in names:
-                    controls[name] = make_component(merged_declaration(name))
-                    if name == "height":
-                        size_note = gr.Markdown("", elem_id="t2i-size-note")
+            model = model_dropdown("t2i", models)
+            row = prompt_row("t2i", placeholder="A red fox in an autumn forest, morning light, 35 mm photo",
+                             info="Ctrl+Enter (⌘+Enter) generates.")
+            # make_component's own ids (param-<name>): this tab was first to have them.
+            params = image_form.param_controls("t2i", all_param_names(models), own_ids=False, size_note=True)
         with gr.Column(scale=3, min_width=320):
-            image = gr.Image(label="Result", type="filepath", interactive=False, elem_id="t2i-image",
-                             buttons=["download", "fullscreen"], height=560)
-            info = gr.Markdown("Your image appears here, saved to History as it arrives.", elem_id="t2i-info")
-            reuse = gr.Button("Reuse this seed", size="sm", visible=False, elem_id="t2i-reuse")
-            used_seed = gr.State(None)
-            shown = examples.text_to_image(models, prompt, model)
+            result = image_form.result_panel("t2i")
+            shown = examples.text_to_image(models, row.prompt, model)
+    return image_form.ImageForm(model, row, params, result), shown
 
-    control_list = list(controls.values())
 
-    follow = wire_model_controls(ctx.demo, model, presets, controls)
-    examples.follow_text_to_image(shown, models, follow, presets, controls)
-    if "width" in controls:
-        for side in (controls["width"], controls["height"]):
-            side.change(handlers.size_note, [model, controls["width"], controls["height"]], size_note,
+# --- wiring ---------------------------------------------------------------------------------------
+
+def _wire_controls(ctx: TabContext, models: Sequence[str], form: image_form.ImageForm,
+                   shown: gr.Examples | None) -> None:
+    """The model's controls (also after an example sets the model) and the size note under the height."""
+    params = form.params
+    follow = wire_model_controls(ctx.demo, form.model, params.presets, params.controls)
+    examples.follow_text_to_image(shown, models, follow, params.presets, params.controls)
+    if "width" in params.controls:
+        width, height = params.controls["width"], params.controls["height"]
+        for side in (width, height):
+            side.change(handlers.size_note, [form.model, width, height], params.size_note,
                         api_visibility="private", show_progress="hidden")
 
-    async def generate(model_value: str, prompt_text: str, randomize_seed: bool, *values: Any,
-                       request: gr.Request | None = None) -> AsyncIterator[tuple]:
+
+def _wire_generate(runtime: Runtime, form: image_form.ImageForm) -> None:
+    """Generate: the /generate endpoint, then the seed to reuse and Stop hidden."""
+    names = form.names
+
+    def generate(model_value: str, prompt_text: str, randomize_seed: bool, *values: Any,
+                 request: gr.Request | None = None) -> AsyncIterator[image_form.Outputs]:
         """Generate one image from a prompt with the chosen model.
 
         Returns the saved image file (the service's original bytes and format), a caption with
@@ -103,36 +81,19 @@ def build(ctx: TabContext) -> TabHandle:
         capability registry's, by name; a model ignores those it does not take, and None means
         the model's default. A bad input comes back as the message, nothing sent.
         """
-        keep = unchanged(request)
-        try:
-            async for step in handle_generate(runtime, model_value, prompt_text, randomize_seed,
-                                              dict(zip(names, values, strict=True))):
-                if isinstance(step, str):
-                    yield keep, keep, step, keep
-                else:
-                    yield step.path, handlers.caption(step.result), "", step.result.seed
-        except FluxError as err:
-            yield keep, keep, error_text(err, request), keep
+        steps = handle_generate(runtime, model_value, prompt_text, randomize_seed,
+                                dict(zip(names, values, strict=True)))
+        return image_form.shown_steps(steps, request)
 
     endpoint_fn = endpoint(generate, "generate", ["model", "prompt"],
                            {"randomize_seed": True, **dict.fromkeys(names)})  # None: the model's default
-    inputs = [model, prompt, randomize, *control_list]
-    outputs = [image, info, status, controls["seed"]]  # what the API returns, in its order: no State, no button
+    inputs = [form.model, form.row.prompt, form.params.randomize, *form.params.controls.values()]
+    image_form.wire_image_run(form, endpoint_fn, inputs, api_name="generate")
 
-    def after_run(message: str | None, seed: Any) -> list[Any]:
-        """The seed to reuse, and Stop hidden, once a run has ended."""
-        return [*seed_after_run(message, seed), gr.update(visible=False)]
 
-    wire_run(endpoint_fn, inputs, outputs, api_name="generate", run=run, submit=prompt, stop=stop, status=status,
-             after=after_run, after_inputs=[status, controls["seed"]], after_outputs=[used_seed, reuse, stop])
-    wire_seed(controls["seed"], randomize, reuse, used_seed)
-
-    outputs_for_reuse = [model, presets, prompt, randomize, *control_list]
-
-    def apply(settings: Mapping[str, Any]) -> list[Any]:
-        """Load a saved image's model, prompt, seed and parameters back into this tab."""
-        if settings.get("model") not in models:
-            return [gr.update()] * len(outputs_for_reuse)
-        return reuse_updates(MODELS[settings["model"]], names, settings)
-
-    return TabHandle(tab_id="t2i", name=TAB, outputs=outputs_for_reuse, apply=apply, models=models)
+def build(ctx: TabContext) -> TabHandle:
+    models = text_models(ctx.runtime.models)
+    form, shown = _layout(models)
+    _wire_controls(ctx, models, form, shown)
+    _wire_generate(ctx.runtime, form)
+    return image_form.image_handle("t2i", TAB, form, models)
