@@ -141,42 +141,39 @@ _FLUX2_SIZE = PixelSize(
     multiple=16, min_side=64, max_side=None, max_pixels=FOUR_MP, default=(1024, 1024), snap="floor"
 )
 _TEKKEN = PromptLimit(32_000, "mistral-tekken", "rejected")
+
+
+def _flux2(**entry: object) -> ModelSpec:
+    """A FLUX.2 entry: what the family shares (BFL route only, generate and multi-reference edit,
+    4 MP in and out, the Tekken prompt window, the low tier by default), with the entry's own facts."""
+    shared: dict[str, object] = {
+        "image_api": frozenset(), "aml": False, "modes": frozenset({Mode.GENERATE, Mode.MULTI_REFERENCE_EDIT}),
+        "max_input_pixels": FOUR_MP, "max_output_mp": 4, "size": _FLUX2_SIZE, "prompt": _TEKKEN,
+        "default_tier": "low",
+    }
+    return ModelSpec(**{**shared, **entry})  # type: ignore[arg-type]
 _T5_5000 = PromptLimit(5_000, "t5-xxl", "rejected")
 
 
 MODELS = ModelRegistry(
     (
-        ModelSpec(
+        _flux2(
             id="FLUX.2-pro",
             display_name="FLUX.2 [pro]",
             summary="Top image quality; text to image and editing with up to 8 references.",
             bfl_path="flux-2-pro",
-            image_api=frozenset(),
-            aml=False,
             max_references=8,
-            modes=frozenset({Mode.GENERATE, Mode.MULTI_REFERENCE_EDIT}),
-            max_input_pixels=FOUR_MP,
-            max_output_mp=4,
-            size=_FLUX2_SIZE,
             params=(_seed(), _safety(5), _output_format("jpeg")),
-            prompt=_TEKKEN,
             rpm_tiers={"low": 15, "medium": 30, "high": 100},
-            default_tier="low",
             price=PriceHint(usd_per_megapixel=0.03, note="from $0.03 per megapixel"),
         ),
-        ModelSpec(
+        _flux2(
             id="FLUX.2-flex",
             display_name="FLUX.2 [flex]",
             summary="Fine control (guidance, steps); editing with up to 10 references; "
             "strong with text in images.",
             bfl_path="flux-2-flex",
-            image_api=frozenset(),
-            aml=False,
             max_references=10,
-            modes=frozenset({Mode.GENERATE, Mode.MULTI_REFERENCE_EDIT}),
-            max_input_pixels=FOUR_MP,
-            max_output_mp=4,
-            size=_FLUX2_SIZE,
             params=(
                 _seed(),
                 Param(
@@ -203,9 +200,7 @@ MODELS = ModelRegistry(
                 _safety(5),
                 _output_format("jpeg"),
             ),
-            prompt=_TEKKEN,
             rpm_tiers={"low": 5, "medium": 10, "high": 25},
-            default_tier="low",
             price=PriceHint(usd_per_megapixel=0.06, note="from $0.06 per megapixel"),
             registration_required=True,
         ),
