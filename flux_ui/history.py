@@ -92,14 +92,10 @@ class Entry:
 def settings_of(result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What is embedded in the file and stored in the index: enough to make the image again.
 
-    Built from the client's record of what was sent, which never holds a key.
+    Built from the parameters the client validated (by the model's own names, whatever the route's
+    body calls them), which never hold a key; the wire body is for display only.
     """
-    skip = ("model", "prompt", "inputs", "parameters", "image", "accept")
-    params = {k: v for k, v in result.params_sent.items() if k not in skip and not k.startswith("input_image")}
-    if isinstance(result.params_sent.get("parameters"), Mapping):  # the Azure ML body nests them
-        params.update(result.params_sent["parameters"])
-    if "accept" in result.params_sent:
-        params["output_format"] = str(result.params_sent["accept"]).removeprefix("image/")
+    params = dict(result.params)
     return {
         "generator": "flux-ui",
         "tab": tab,

@@ -57,7 +57,8 @@ def fake_result(index: int, image: bytes) -> GenerationResult:
     info = inspect_image(image)
     return GenerationResult(
         image=image, info=info, model="FLUX.2-pro", deployment="FLUX.2-pro", route=Route.BFL, prompt=prompt,
-        seed=index, params_sent={"prompt": prompt, "seed": index, "width": info.width, "height": info.height},
+        seed=index, params={"seed": index, "width": info.width, "height": info.height},
+        params_sent={"prompt": prompt, "seed": index, "width": info.width, "height": info.height},
         references=(), adjustments=(), warnings=(), service_cost=None, cost_estimate_usd=None, input_mp=None,
         output_mp=None, revised_prompt=None, attempts=1, timings=Timings())
 

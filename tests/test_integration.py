@@ -350,3 +350,21 @@ async def test_final_statuses_are_reported_once(emu: Emulator, status: int, kind
             await client.generate(req("FLUX.2-pro"))
     assert type(info.value) is kind and info.value.status == status
     assert len(generation_log(emu)) == 1
+
+
+@pytest.mark.parametrize(("model", "route", "params"), [
+    ("FLUX.1-Kontext-pro", Route.IMAGES_GENERATIONS, {"aspect_ratio": "16:9", "output_format": "png"}),
+    ("FLUX.1-schnell", Route.AML, {"width": 768, "height": 512, "num_inference_steps": 2, "output_format": "jpeg"}),
+])
+async def test_history_keeps_the_models_own_parameters_not_the_routes_body(
+        emu: Emulator, tmp_path: object, model: str, route: Route, params: dict) -> None:
+    """The Image API body says ``size`` and the Azure ML one nests ``parameters`` and sends the format as
+    Accept; what is stored is what was validated, by the names the model's controls use."""
+    from flux_ui.history import settings_of
+
+    async with client_for(emu) as client:
+        result = await client.generate(req(model, route=route, **params))
+    stored = settings_of(result, "text-to-image")["params"]
+    assert {k: stored[k] for k in params} == params
+    assert not {"size", "n", "parameters", "inputs", "accept", "model", "prompt"} & set(stored)
+    assert result.params_sent != stored  # the wire body differs, and is for display only

@@ -34,7 +34,7 @@ from flux_ui.client.results import POLL_INTERVAL_S
 from flux_ui.client.retry import MAX_RETRIES, RETRY_AFTER_CAP_S
 from flux_ui.client.sending import AttemptSender
 from flux_ui.client.validation import GenerationRequest, ValidatedRequest, model_id_text, unknown_model, validate
-from flux_ui.client.wire import WireRequest, build_request
+from flux_ui.client.wire import WireRequest, build_request, summarise_image
 from flux_ui.errors import FluxError, ValidationError
 from flux_ui.images import ImageInfo, PreparedImage, prepare_references
 from flux_ui.pacing import Pacer, PacerStatus
@@ -83,7 +83,8 @@ class GenerationResult:
     route: Route
     prompt: str
     seed: int | None
-    params_sent: Mapping[str, Any]  # the exact body, images summarised
+    params: Mapping[str, Any]  # the validated parameters, by the model's own names (what history keeps)
+    params_sent: Mapping[str, Any]  # the exact body, images summarised (for display only)
     references: tuple[str, ...]  # one summary per reference, in the order sent
     adjustments: tuple[str, ...]  # what flux-ui changed (sizes snapped, images resized)
     warnings: tuple[str, ...]
@@ -284,8 +285,9 @@ def _result(deployment: Deployment, checked: ValidatedRequest, prepared: list[Pr
         route=checked.route,
         prompt=checked.prompt,
         seed=seed if isinstance(seed, int) else None,
+        params=dict(checked.params),
         params_sent=dict(wire.shown),
-        references=tuple(wire.shown[k] for k in wire.shown if k.startswith("input_image") or k == "image"),
+        references=tuple(summarise_image(i, ref) for i, ref in enumerate(prepared, start=1)),
         adjustments=tuple(adjustments),
         warnings=checked.warnings,
         service_cost=_number(answer_meta.get("cost")),
