@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 import httpx
 import pytest
+import pytest_asyncio
 
 from conftest import FAST
 from flux_ui.emulator import Emulator, EmulatorConfig
@@ -73,6 +74,21 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     running = start_runtime(settings, EmulatorConfig(rng_seed=3), FAST)
     yield running
     await running.aclose()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_runtime(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
+    """One Runtime over its own emulator for a whole module: handler and page-event tests share it."""
+    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path_factory.mktemp("outputs"))}, dotenv_path=None)
+    running = start_runtime(settings, EmulatorConfig(rng_seed=3), FAST)
+    yield running
+    await running.aclose()
+
+
+@pytest.fixture(scope="module")
+def demo(module_runtime: Runtime) -> gr.Blocks:
+    """The page over :func:`module_runtime`, built (not launched) to call its events as the browser would."""
+    return build_demo(module_runtime)
 
 
 @pytest.fixture(scope="module")

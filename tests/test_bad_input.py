@@ -25,20 +25,16 @@ from typing import Any
 import gradio as gr
 import httpx
 import pytest
-import pytest_asyncio
 from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 from app_fixtures import AppUnderTest
-from conftest import FAST
-from flux_ui.emulator import EmulatorConfig
 from flux_ui.errors import FluxError
 from flux_ui.registry import MODELS
-from flux_ui.runtime import Runtime, start_runtime
-from flux_ui.settings import load_settings
-from flux_ui.ui import build_demo, compare, compare_run, edit, handlers, history_listing, kontext_edit, text_to_image
+from flux_ui.runtime import Runtime
+from flux_ui.ui import compare, compare_run, edit, handlers, history_listing, kontext_edit, text_to_image
 
 KONTEXT = "FLUX.1-Kontext-pro"
 #: Each endpoint's own arguments; the rest are the registry's parameters, by name.
@@ -610,21 +606,6 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
     shutil.rmtree(uploaded, ignore_errors=True)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def handler_runtime(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
-    """One runtime for every handler case (the API cases share the ``app`` fixture's)."""
-    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path_factory.mktemp("outputs"))}, dotenv_path=None)
-    running = start_runtime(settings, EmulatorConfig(rng_seed=3), FAST)
-    yield running
-    await running.aclose()
-
-
-@pytest.fixture(scope="module")
-def demo(handler_runtime: Runtime) -> gr.Blocks:
-    """The page over the handlers' runtime, built (not launched) to call its events as the browser would."""
-    return build_demo(handler_runtime)
-
-
 @pytest.fixture(scope="module")
 def client(app: AppUnderTest) -> Client:
     # The app is plain HTTP on loopback: no TLS either way. gradio_client opens a new httpx client per call,
@@ -652,11 +633,11 @@ def test_the_tables_are_distinct_and_big_enough() -> None:
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("bad", REFUSED, ids=lambda c: c.id)
-async def test_handlers_refuse(bad: Case, handler_runtime: Runtime, place: Place) -> None:
-    before = len(handler_runtime.emulator.requests())  # type: ignore[union-attr]
+async def test_handlers_refuse(bad: Case, module_runtime: Runtime, place: Place) -> None:
+    before = len(module_runtime.emulator.requests())  # type: ignore[union-attr]
     WATCH.opened.clear()
-    answer = await through_handlers(handler_runtime, bad.endpoint, materialise(bad.args, place, through_api=False))
-    sent = len(handler_runtime.emulator.requests()) - before  # type: ignore[union-attr]
+    answer = await through_handlers(module_runtime, bad.endpoint, materialise(bad.args, place, through_api=False))
+    sent = len(module_runtime.emulator.requests()) - before  # type: ignore[union-attr]
     assert_refused(answer, bad, sent, list(WATCH.opened))
 
 
@@ -670,12 +651,12 @@ def test_api_refuses(bad: Case, app: AppUnderTest, client: Client, place: Place)
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("good", ACCEPTED, ids=lambda a: a.id)
-async def test_handlers_accept(good: Accepted, handler_runtime: Runtime, place: Place) -> None:
-    emulator = handler_runtime.emulator
+async def test_handlers_accept(good: Accepted, module_runtime: Runtime, place: Place) -> None:
+    emulator = module_runtime.emulator
     assert emulator is not None
     before = len(emulator.requests())
     WATCH.opened.clear()
-    answer = await through_handlers(handler_runtime, good.endpoint, materialise(good.args, place, through_api=False))
+    answer = await through_handlers(module_runtime, good.endpoint, materialise(good.args, place, through_api=False))
     sent = emulator.requests()[before:]
     assert len(sent) == good.sends and WATCH.opened == [], (answer, sent)
     good.check(sent, answer)
@@ -698,13 +679,13 @@ RUN_EVENTS = {"generate": "t2i-prompt", "edit": "edit-prompt", "kontext": "konte
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("name", RUN_EVENTS)
-async def test_a_refusal_leaves_the_persons_inputs_as_they_were(name: str, handler_runtime: Runtime,
+async def test_a_refusal_leaves_the_persons_inputs_as_they_were(name: str, module_runtime: Runtime,
                                                                  demo: gr.Blocks) -> None:
     event = next(f for f in demo.fns.values() if f.api_name == name or getattr(f.fn, "__name__", "") == name)
     args = [" " if c.elem_id == RUN_EVENTS[name] else getattr(c, "value", None) for c in event.inputs]
-    before = len(handler_runtime.emulator.requests())  # type: ignore[union-attr]
+    before = len(module_runtime.emulator.requests())  # type: ignore[union-attr]
     outputs = [out async for out in event.fn(*args)]
-    assert len(outputs) == 1 and len(handler_runtime.emulator.requests()) == before  # type: ignore[union-attr]
+    assert len(outputs) == 1 and len(module_runtime.emulator.requests()) == before  # type: ignore[union-attr]
     shown = dict(zip(event.outputs, outputs[0], strict=True))
     assert any(isinstance(v, str) and v.startswith("⚠️") for v in shown.values()), shown  # the reason, shown
     kept = [c for c in event.inputs if c in shown]  # inputs the event also writes: the seed box
@@ -713,21 +694,21 @@ async def test_a_refusal_leaves_the_persons_inputs_as_they_were(name: str, handl
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_handlers_refuse_file_payloads_outside_the_app_folders(handler_runtime: Runtime, place: Place) -> None:
+async def test_handlers_refuse_file_payloads_outside_the_app_folders(module_runtime: Runtime, place: Place) -> None:
     """What Gradio would never hand over (it refuses such payloads itself), refused again by flux-ui unread:
     a file payload naming a file outside the uploads and outputs, directly or through a link inside them."""
     link = place.uploaded / "link.png"
     link.unlink(missing_ok=True)
     link.symlink_to(place.canary)
-    before = len(handler_runtime.emulator.requests())  # type: ignore[union-attr]
+    before = len(module_runtime.emulator.requests())  # type: ignore[union-attr]
     WATCH.opened.clear()
     for path in (place.canary, link):
         payload = {"path": str(path), "meta": {"_type": "gradio.FileData"}}
         for endpoint, args in (("edit", {"references": [payload]}), ("kontext", {"image": payload})):
-            answer = await through_handlers(handler_runtime, endpoint, {**DEFAULTS[endpoint], **args})
+            answer = await through_handlers(module_runtime, endpoint, {**DEFAULTS[endpoint], **args})
             assert not answer.made and "(canary.png) is not a file uploaded to this app" in answer.message
             assert "handle_file(" in answer.message
-    assert len(handler_runtime.emulator.requests()) == before and WATCH.opened == []  # type: ignore[union-attr]
+    assert len(module_runtime.emulator.requests()) == before and WATCH.opened == []  # type: ignore[union-attr]
 
 
 def test_raw_http_file_payloads_outside_the_uploads_are_refused_unread(app: AppUnderTest, place: Place) -> None:

@@ -10,43 +10,25 @@ import re
 import subprocess
 import sys
 import unicodedata
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pytest
-import pytest_asyncio
 
-from conftest import FAST, solid_image
+from conftest import solid_image
 from flux_ui.client import validation
 from flux_ui.client.validation import GenerationRequest, validate
-from flux_ui.emulator import EmulatorConfig
 from flux_ui.errors import ValidationError
 from flux_ui.history import History, OutputsFolderError
 from flux_ui.images import embed_metadata
-from flux_ui.runtime import Runtime, start_runtime
-from flux_ui.settings import load_settings
-from flux_ui.ui import build_demo, compare_run, history_listing, history_reuse
+from flux_ui.ui import compare_run, history_listing, history_reuse
 from flux_ui.ui.common import TabHandle
 
 REPO = Path(__file__).resolve().parents[1]
 SAVED = {"generator": "flux-ui", "tab": "text-to-image", "model": "FLUX.2-pro", "prompt": "a fox in snow",
          "seed": 5, "params": {"guidance": 4.0}}
 PICK_AGAIN = "pick the image in History instead, or set that value by hand"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime_m(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
-    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path_factory.mktemp("outputs"))}, dotenv_path=None)
-    running = start_runtime(settings, EmulatorConfig(rng_seed=5), FAST)
-    yield running
-    await running.aclose()
-
-
-@pytest.fixture(scope="module")
-def demo(runtime_m: Runtime) -> gr.Blocks:
-    return build_demo(runtime_m)
 
 
 def dropped(demo: gr.Blocks, settings: dict[str, Any], folder: Path) -> tuple[list[Any], str]:

@@ -14,28 +14,24 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pytest
-import pytest_asyncio
 from gradio.utils import get_upload_folder
 
 from app_fixtures import AppUnderTest
-from conftest import FAST, SAMPLES, solid_image
+from conftest import SAMPLES, solid_image
 from flux_ui.client.core import ProgressEvent
-from flux_ui.emulator import EmulatorConfig
 from flux_ui.errors import ValidationError
 from flux_ui.history import Entry
 from flux_ui.images import embed_metadata
-from flux_ui.runtime import Runtime, start_runtime
-from flux_ui.settings import load_settings
+from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
 from flux_ui.ui import (
-    build_demo,
     compare_view,
     handlers,
     history_listing,
@@ -190,19 +186,6 @@ def entry(prompt: str = "a fox", model: str = "FLUX.2-pro", settings: dict[str, 
     return Entry("x", 0.0, "text-to-image", model, prompt, 7, 64, 64, "png", Path(path), settings or {})
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime_m(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
-    settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path_factory.mktemp("outputs"))}, dotenv_path=None)
-    running = start_runtime(settings, EmulatorConfig(rng_seed=4), FAST)
-    yield running
-    await running.aclose()
-
-
-@pytest.fixture(scope="module")
-def demo(runtime_m: Runtime) -> gr.Blocks:
-    return build_demo(runtime_m)
-
-
 def event(demo: gr.Blocks, name: str) -> Any:
     return next(f for f in demo.fns.values() if f.api_name == name or getattr(f.fn, "__name__", "") == name)
 
@@ -248,12 +231,12 @@ async def kontext_edit(runtime: Runtime, instruction: str, image: Any,
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_the_kontext_trail(runtime_m: Runtime, render: Callable[[list[str]], list[str]]) -> None:
+async def test_the_kontext_trail(module_runtime: Runtime, render: Callable[[list[str]], list[str]]) -> None:
     shown = []
     original = upload()
     for h in HOSTILE:
-        done = await kontext_edit(runtime_m, h, original, [])
-        branch = await kontext_edit(runtime_m, "make it night", original, done.trail)  # drops edit 1: named
+        done = await kontext_edit(module_runtime, h, original, [])
+        branch = await kontext_edit(module_runtime, "make it night", original, done.trail)  # drops edit 1: named
         label = kontext_trail.step_label(1, done.trail[1], kontext_trail.CAPTION_CHARS)
         assert inert(label) in done_status(branch, None)
         assert label in done_status(branch, None, markdown=False)  # a program's plain text
