@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import big_references, burst_load, fanout, load, overhead, pacing, references, startup
+from bench import big_references, burst_load, fanout, load, overhead, pacing, references, sheet, startup
 from bench.common import Row, table
 
 SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
@@ -31,6 +31,7 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "big_references": big_references.run,
     "load": load.run,
     "startup": startup.run,
+    "sheet": sheet.run,
 }
 
 

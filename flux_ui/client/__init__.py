@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flux_ui.client.core import DEFAULT_DEADLINE_S, FoundryClient, GenerationResult, Timings
 from flux_ui.client.events import COMMITTED_STAGES, ProgressEvent, Stage
+from flux_ui.client.snippets import form_snippets, request_snippets
 from flux_ui.client.validation import (
     GenerationRequest,
     ValidatedRequest,
@@ -34,7 +35,9 @@ __all__ = [
     "check_saved_value",
     "check_text_size",
     "finite",
+    "form_snippets",
     "model_id_text",
+    "request_snippets",
     "snap_size",
     "validate",
 ]
