@@ -13,7 +13,7 @@ from flux_ui.emulator.config import Fault
 from flux_ui.registry import MODELS, PixelSize
 from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
-from flux_ui.ui import compare, compare_run, compare_view
+from flux_ui.ui import compare, compare_run, compare_view, fanout
 from flux_ui.ui.common import TabContext
 from flux_ui.ui.compare_view import Blindness
 from flux_ui.ui.controls import SIZE_PRESETS, preset_sizes
@@ -174,9 +174,9 @@ def test_stop_marks_only_the_waiting_slots(tmp_path: Path) -> None:
     assert "stopped" in captions[2] and captions[0] == captions[1] == {"__type__": "update"}
 
 def test_slot_status_says_what_it_waits_for() -> None:
-    from flux_ui.client.core import ProgressEvent
+    from flux_ui.client import ProgressEvent
 
-    slot = compare_run.Slot("FLUX.2-pro")
+    slot = fanout.Slot("FLUX.2-pro")
     assert compare_view.slot_status(slot, 0.2) == "⏳ starting · 0.2 s"
     slot.event = ProgressEvent("paced", "", 1, 0.1, 2.0)
     assert compare_view.slot_status(slot, 1.0) == "⏳ waiting for quota · 1.0 s"

@@ -34,10 +34,9 @@ from flux_ui.ui.compare_run import (
     MIN_MODELS,
     SEED_LIMIT,
     TAB,
-    Comparison,
-    Slot,
     comparable_models,
     compare,
+    comparison,
     prepare_comparison,
     reused_models,
     run_comparison,
@@ -214,7 +213,7 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
             return
         if blind_mode:
             random.shuffle(order)
-        first = frame(Comparison(prompt_text, used_seed, shape_text, [Slot(m) for m in order]), blind_mode, set(),
+        first = frame(comparison(prompt_text, order, shape_text, used_seed), blind_mode, set(),
                       False)
         first[1] = gr.update(value=used_seed) if randomize_seed else gr.update()
         first[-4:] = [gr.update(choices=[], value=None), gr.update(choices=[], value=None),

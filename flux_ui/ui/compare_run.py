@@ -7,22 +7,20 @@ shows for a comparison is :mod:`flux_ui.ui.compare_view`, the tab itself :mod:`f
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from flux_ui.client import GenerationRequest, ProgressEvent, finite
-from flux_ui.errors import FluxError, ValidationError
+from flux_ui.client import GenerationRequest, finite
+from flux_ui.errors import ValidationError
 from flux_ui.history import History
 from flux_ui.registry import MODELS, AspectRatioSize, Mode, PixelSize, parse_aspect_ratio
 from flux_ui.runtime import Runtime
-from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import flag
 from flux_ui.ui.controls import SIZE_PRESETS
+from flux_ui.ui.fanout import Fanout, Slot, run_fanout
 
 TAB = "compare"
 MIN_MODELS, MAX_MODELS = 2, 5
@@ -131,76 +129,33 @@ def prepare_comparison(runtime: Runtime, available: Sequence[str], prompt: Any, 
 
 # --- sending it ---------------------------------------------------------------------------------
 
-@dataclass
-class Slot:
-    """One model's part in a comparison, filled in as its request goes."""
-
-    model: str
-    event: ProgressEvent | None = None
-    generated: handlers.Generated | None = None
-    error: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.generated is not None or self.error is not None
-
-
-@dataclass
-class Comparison:
-    """A running (then finished) comparison; ``arrivals`` lists slot indices as they finished."""
+@dataclass(kw_only=True)
+class Comparison(Fanout):
+    """A running (then finished) comparison: one slot per model, the same prompt, seed and shape."""
 
     prompt: str
     seed: int
     shape: str
-    slots: list[Slot]
-    elapsed: float = 0.0
-    arrivals: list[int] = field(default_factory=list)
 
-    @property
-    def finished(self) -> bool:
-        return len(self.arrivals) == len(self.slots)
 
-    @property
-    def images(self) -> int:
-        return sum(s.generated is not None for s in self.slots)
+def comparison(prompt: str, models: Sequence[str], shape: str, seed: int) -> Comparison:
+    """The comparison to send: one request per model, at its own size for the shape."""
+    slots = [Slot(m, prompt, {"seed": seed, **size_params(m, shape)}) for m in models]
+    return Comparison(slots=slots, prompt=prompt, seed=seed, shape=shape)
 
 
 async def run_comparison(runtime: Runtime, prompt: str, models: Sequence[str], shape: str,
                          seed: int) -> AsyncIterator[Comparison]:
-    """Send one request per model at once; yield the comparison whenever one finishes, and every tick.
-
-    The same object is yielded each time, updated in place. Closing the generator (the Stop
-    button) cancels every request still waiting.
-    """
-    start = time.monotonic()
-    comp = Comparison(prompt, seed, shape, [Slot(m) for m in models])
-
-    async def one(index: int) -> None:
-        slot = comp.slots[index]
-        params = {"seed": seed, **size_params(slot.model, shape)}
-        try:
-            slot.generated = await handlers.generate(runtime, slot.model, prompt, params, tab=TAB,
-                                                     on_event=lambda e: setattr(slot, "event", e))
-        except FluxError as err:
-            slot.error = str(err)
-        comp.arrivals.append(index)
-
-    pending = {asyncio.create_task(one(i)) for i in range(len(models))}
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, timeout=progress.TICK_S, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # a bug (not a FluxError) surfaces instead of hanging a slot
-            comp.elapsed = time.monotonic() - start
-            yield comp
-    finally:
-        for task in pending:
-            task.cancel()
+    """Send one request per model at once; yield the comparison whenever one finishes, and every tick
+    (the same object, updated in place). Closing the generator (Stop) cancels every request still waiting."""
+    comp = comparison(prompt, models, shape, seed)
+    async for _ in run_fanout(runtime, comp, TAB):
+        yield comp
 
 
 async def compare(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int) -> Comparison:
     """The whole comparison at once (the API's way): the same requests, without the ticks."""
-    last = Comparison(prompt, seed, shape, [])
+    last = comparison(prompt, (), shape, seed)
     async for comp in run_comparison(runtime, prompt, models, shape, seed):
         last = comp
     return last

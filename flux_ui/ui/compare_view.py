@@ -19,7 +19,8 @@ from flux_ui.registry import MODELS
 from flux_ui.tally import Tally
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import error_text
-from flux_ui.ui.compare_run import MAX_MODELS, MIN_MODELS, Comparison, Slot
+from flux_ui.ui.compare_run import MAX_MODELS, MIN_MODELS, Comparison
+from flux_ui.ui.fanout import Slot
 from flux_ui.ui.text import inert
 
 LABELS = "ABCDE"

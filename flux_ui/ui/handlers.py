@@ -63,6 +63,7 @@ async def generate(
     route: Route | None = None,
     tab: str = "text-to-image",
     on_event: Callable[[ProgressEvent], None] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Generated:
     """Send one request through the shared client and save the image before returning it.
 
@@ -80,7 +81,7 @@ async def generate(
         except NoRoomError as err:
             raise with_billing(err, False, "no") from None
     watch = _Watch(on_event)
-    job = runtime.jobs.start(_make(runtime, request, tab, watch))
+    job = runtime.jobs.start(_make(runtime, request, tab, watch, extra))
     watch.task = job
     return await _wait(runtime, job, watch, spec.display_name if spec else str(model))
 
@@ -128,7 +129,8 @@ async def _wait(runtime: Runtime, job: asyncio.Task[Generated], watch: _Watch, n
     raise overdue_error(name, runtime.client.deadline_s, runtime.client.service_timeout_s)
 
 
-async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _Watch) -> Generated:
+async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _Watch,
+                extra: Mapping[str, Any] | None = None) -> Generated:
     """The job: generate (checking the outputs folder's space right before each send), then keep the image."""
     spec = MODELS.get(request.model) if isinstance(request.model, str) else None
     before_send = (lambda: runtime.history.check_room(spec)) if spec is not None else None
@@ -138,17 +140,19 @@ async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _
         if not watch.waiting:
             log.warning("a generation nobody waited for ended without an image: %s", err)
         raise
-    generated = await _keep(runtime, result, tab)
+    generated = await _keep(runtime, result, tab, extra)
     if not watch.waiting:
         log.info("kept an image that arrived after the person stopped waiting (%s): %s", request.model,
                  generated.path if generated.saved else generated.unsaved)
     return generated
 
 
-async def _keep(runtime: Runtime, result: GenerationResult, tab: str) -> Generated:
-    """Save a billed image to History; when that fails, offer it from memory instead of losing it."""
+async def _keep(runtime: Runtime, result: GenerationResult, tab: str,
+                extra: Mapping[str, Any] | None = None) -> Generated:
+    """Save a billed image to History (with ``extra``: the group it belongs to); when that fails, offer it
+    from memory instead of losing it."""
     try:
-        entry = await asyncio.to_thread(runtime.history.save, result, tab)  # disk and SQLite: off the loop
+        entry = await asyncio.to_thread(runtime.history.save, result, tab, extra)  # disk and SQLite: off the loop
     except Exception as err:  # a full disk, or a bug: the image is paid for either way
         if not isinstance(err, NotSavedError):
             log.exception("saving an image failed")
