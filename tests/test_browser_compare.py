@@ -10,6 +10,7 @@ import pytest
 
 from app_fixtures import AppUnderTest, screenshot
 from flux_ui.emulator.config import Fault
+from flux_ui.exports import names_a_model
 from flux_ui.registry import MODELS, Mode
 from flux_ui.ui.compare_run import DEFAULT_PICKS
 
@@ -93,6 +94,16 @@ def test_blind_mode_hides_names_until_a_vote(app: AppUnderTest, page) -> None:
     for i, text in enumerate(slots):
         assert f"Image {'ABC'[i]}" in text
         assert not any(MODELS[m].display_name in text for m in MODELS), text
+    # Nothing on the results, and no file the page links to, names a model before the vote.
+    results = "".join(page.inner_html(sel) for sel in (*(f"#compare-slot-{i}" for i in range(3)), "#compare-status",
+                                                       "#compare-left", "#compare-right", "#compare-slider"))
+    urls = page.eval_on_selector_all("[src], [href]",
+                                     "els => els.map(e => e.getAttribute('src') || e.getAttribute('href'))")
+    assert any("/file=" in u or "/gradio_api/file" in u for u in urls)  # the images are among them
+    for text in (results, *urls):
+        assert names_a_model(text) is None, text[:300]
+    asked = [r for r in app.emulator.requests() if r["prompt"] == "a tin robot watering plants"]
+    assert len(asked) == 3 and {r["output"]["format"] for r in asked} == {"png"}  # no file type gives one away
     page.click("#compare-vote-0")
     page.wait_for_function("document.querySelector('#compare-status')?.innerText.includes('You picked')")
     revealed = [page.inner_text(f"#compare-caption-{i}") for i in range(3)]

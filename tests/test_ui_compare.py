@@ -205,6 +205,17 @@ def test_blind_captions_hide_the_model_until_revealed(tmp_path: Path) -> None:
     assert "FLUX.2 [pro]" in compare_view.caption_text(v[0], Blindness.REVEALED)
     assert "FLUX.2 [pro]" in compare_view.caption_text(v[0], Blindness.OPEN)
     assert compare_view.pick_choices(v, Blindness.HIDDEN) == [("Image A", 0), ("Image C", 2)]
+    failed = compare_view.caption_text({**v[1], "error": "FLUX1.1 [pro] (FLUX-1.1-pro, flux-pro-1.1) failed"},
+                                       Blindness.HIDDEN)
+    assert "Image B" in failed and "failed" in failed and "this model" in failed and "pro" not in failed.lower()
+    assert "FLUX1.1 [pro]" in compare_view.caption_text(v[1], Blindness.REVEALED)
+
+
+def test_a_blind_comparison_asks_every_model_for_one_format() -> None:
+    models = ["FLUX.2-pro", "FLUX.1-Kontext-pro", "FLUX.1-schnell"]
+    blind = compare_run.comparison("a fox", models, "1:1", 7, blind=True)
+    assert {s.params["output_format"] for s in blind.slots} == {compare_run.shared_format(models)} == {"png"}
+    assert all("output_format" not in s.params for s in compare_run.comparison("a fox", models, "1:1", 7).slots)
 
 
 def test_the_slider_takes_two_ready_results(tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
             return
         if blind_mode:
             random.shuffle(order)
-        first = frame(comparison(prompt_text, order, shape_text, used_seed), blind_mode, set(),
+        first = frame(comparison(prompt_text, order, shape_text, used_seed, blind_mode), blind_mode, set(),
                       False)
         first[1] = gr.update(value=used_seed) if randomize_seed else gr.update()
         first[-4:] = [gr.update(choices=[], value=None), gr.update(choices=[], value=None),
@@ -221,7 +221,7 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
         yield first
         seen: set[int] = set()
         with gate.admitted_all(order):
-            async for comp in run_comparison(runtime, prompt_text, order, shape_text, used_seed):
+            async for comp in run_comparison(runtime, prompt_text, order, shape_text, used_seed, blind_mode):
                 fresh = set(comp.arrivals) - seen
                 seen |= fresh
                 yield frame(comp, blind_mode, fresh, comp.finished)

@@ -138,17 +138,27 @@ class Comparison(Fanout):
     shape: str
 
 
-def comparison(prompt: str, models: Sequence[str], shape: str, seed: int) -> Comparison:
-    """The comparison to send: one request per model, at its own size for the shape."""
-    slots = [Slot(m, prompt, {"seed": seed, **size_params(m, shape)}) for m in models]
+def shared_format(models: Sequence[str]) -> str | None:
+    """An output format every model can return (PNG first): a blind comparison asks them all for it,
+    so no file type gives a model away."""
+    offered = [set(p.choices) if (p := MODELS[m].param("output_format")) else set() for m in models]
+    return next((fmt for fmt in ("png", "jpeg", "webp") if all(fmt in choices for choices in offered)), None)
+
+
+def comparison(prompt: str, models: Sequence[str], shape: str, seed: int, blind: bool = False) -> Comparison:
+    """The comparison to send: one request per model, at its own size for the shape (and, blind, all in
+    one output format)."""
+    fmt = shared_format(models) if blind else None
+    same = {"output_format": fmt} if fmt else {}
+    slots = [Slot(m, prompt, {"seed": seed, **size_params(m, shape), **same}) for m in models]
     return Comparison(slots=slots, prompt=prompt, seed=seed, shape=shape)
 
 
 async def run_comparison(runtime: Runtime, prompt: str, models: Sequence[str], shape: str,
-                         seed: int) -> AsyncIterator[Comparison]:
+                         seed: int, blind: bool = False) -> AsyncIterator[Comparison]:
     """Send one request per model at once; yield the comparison whenever one finishes, and every tick
     (the same object, updated in place). Closing the generator (Stop) cancels every request still waiting."""
-    comp = comparison(prompt, models, shape, seed)
+    comp = comparison(prompt, models, shape, seed, blind)
     async for _ in run_fanout(runtime, comp, TAB):
         yield comp
 

@@ -8,6 +8,7 @@ while a blind vote is open, or revealed once it is cast (:class:`Blindness`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from flux_ui.errors import FluxError
+from flux_ui.exports import model_names
 from flux_ui.registry import MODELS
 from flux_ui.tally import Tally
 from flux_ui.ui import handlers, progress
@@ -63,11 +65,19 @@ def display_name(view: Mapping[str, Any], blindness: Blindness) -> str:
     return f"{view['label']}: {name}" if blindness is Blindness.REVEALED else f"Image {view['label']}"
 
 
+def unnamed(text: str) -> str:
+    """A message with every model's ID, display name and route path replaced, for a blind vote."""
+    for name in model_names():
+        text = re.sub(re.escape(name), "this model", text, flags=re.IGNORECASE)
+    return text
+
+
 def caption_text(view: Mapping[str, Any], blindness: Blindness, winner: int | None = None, index: int = -1) -> str:
     """The caption under a finished slot."""
-    if view["error"]:  # a failed slot is out of the vote: it is named even while the vote is open
-        named = Blindness.REVEALED if blindness.blind else Blindness.OPEN
-        return f"**{display_name(view, named)}**\n\n{error_text(FluxError(view['error']))}"
+    if view["error"] and blindness is Blindness.HIDDEN:  # out of the vote, but naming it would narrow the guess
+        return f"**Image {view['label']}** · failed\n\n{error_text(FluxError(unnamed(view['error'])))}"
+    if view["error"]:
+        return f"**{display_name(view, blindness)}**\n\n{error_text(FluxError(view['error']))}"
     if blindness is Blindness.HIDDEN:
         return f"**Image {view['label']}** · ready"
     prefix = f"**{view['label']}** {'★ your pick ' if index == winner else ''}· " if blindness.blind else ""
