@@ -1,0 +1,86 @@
+"""Saved styles and recent prompts: checked as given, applied per model, kept beside History, moved as JSON."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flux_ui.errors import ValidationError
+from flux_ui.history import DB_NAME, History
+from flux_ui.styles import EXPORT_KIND, MAX_NAME_CHARS, RECENT_KEPT, Library, Style, check_style
+
+NOIR = Style("Film noir", "{prompt}, film noir, hard shadows", {"guidance": 6.0, "output_format": "png"})
+
+
+def test_applying_wraps_the_prompt_and_keeps_what_the_model_takes() -> None:
+    prompt, params, notes = NOIR.apply("a detective in the rain", "FLUX.2-flex")
+    assert prompt == "a detective in the rain, film noir, hard shadows"
+    assert params == {"guidance": 6.0, "output_format": "png"} and notes == []
+    _, pro_params, pro_notes = NOIR.apply("x", "FLUX.2-pro")
+    assert pro_params == {"output_format": "png"}
+    assert pro_notes == ["FLUX.2 [pro] takes no guidance; the style's guidance is left out."]
+    assert NOIR.apply("x")[1] == dict(NOIR.params)  # no model chosen yet: every parameter
+
+
+@pytest.mark.parametrize(("name", "template", "params", "said"), [
+    ("", "{prompt}", {}, "needs a name"),
+    ("x" * (MAX_NAME_CHARS + 1), "{prompt}", {}, f"keep it to {MAX_NAME_CHARS}"),
+    ("Noir", "film noir", {}, "must contain {prompt}"),
+    ("Noir", "{prompt}", {"cfg": 7}, "'cfg', which no model takes"),
+    ("Noir", "{prompt}", {"seed": 7}, "'seed', which no model takes"),
+    ("Noir", "{prompt}", {"guidance": [1, 2]}, "not a number, text or true/false"),
+    ("Noir", "{prompt}", ["guidance"], "must be an object"),
+])
+def test_a_bad_style_is_refused_with_its_fix(name: str, template: str, params: object, said: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_style(name, template, params)
+    assert said in str(caught.value)
+
+
+def test_styles_live_in_the_history_database(tmp_path: Path) -> None:
+    History(tmp_path).close()
+    library = Library(tmp_path)
+    library.save(check_style("  Film   noir ", NOIR.template, NOIR.params))
+    library.save(Style("Bright", "{prompt}, high key", {}))
+    assert [s.name for s in library.styles()] == ["Bright", "Film noir"]
+    assert library.get("film NOIR") == Style("Film noir", NOIR.template, dict(NOIR.params))  # any case
+    library.save(Style("FILM NOIR", "{prompt}, noir", {}))  # the same name replaces
+    assert [s.template for s in library.styles()] == ["{prompt}, high key", "{prompt}, noir"]
+    tables = sqlite3.connect(tmp_path / DB_NAME).execute("SELECT name FROM sqlite_master WHERE type='table'")
+    assert {"images", "styles", "recent_prompts"} <= {row[0] for row in tables}
+    assert library.delete("bright") and not library.delete("bright")
+
+
+def test_export_then_import_round_trips_and_a_bad_file_changes_nothing(tmp_path: Path) -> None:
+    source = Library(tmp_path / "a")
+    source.save(NOIR)
+    source.save(Style("Watercolour ✿", "soft watercolour of {prompt}", {"steps": 30}))
+    exported = source.export_json()
+    assert json.loads(exported)["kind"] == EXPORT_KIND
+    target = Library(tmp_path / "b")
+    assert sorted(target.import_json(exported)) == ["Film noir", "Watercolour ✿"]
+    assert target.styles() == source.styles()
+    broken = json.loads(exported)
+    broken["styles"].append({"name": "Bad", "template": "no placeholder"})
+    with pytest.raises(ValidationError, match=r"Style 3 in the file: .*must contain \{prompt\}"):
+        Library(tmp_path / "c").import_json(json.dumps(broken))
+    assert Library(tmp_path / "c").styles() == []  # all or nothing
+    with pytest.raises(ValidationError, match="not JSON"):
+        target.import_json("{nope")
+    with pytest.raises(ValidationError, match="not a flux-ui styles export"):
+        target.import_json(json.dumps({"styles": []}))
+
+
+def test_recent_prompts_are_per_tab_newest_first_and_bounded(tmp_path: Path) -> None:
+    library = Library(tmp_path)
+    for i in range(RECENT_KEPT + 5):
+        library.remember("text-to-image", f"prompt {i}")
+    library.remember("edit", "only in edit")
+    library.remember("text-to-image", "prompt 3")  # used again: first once more
+    library.remember("text-to-image", "   ")  # blank: not remembered
+    recent = library.recent("text-to-image")
+    assert len(recent) == RECENT_KEPT and recent[0] == "prompt 3" and recent[1] == f"prompt {RECENT_KEPT + 4}"
+    assert "prompt 0" not in recent and library.recent("edit") == ["only in edit"]
