@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import big_references, burst_load, fanout, load, overhead, pacing, references, sheet, startup
+from bench import big_references, burst_load, fanout, grid, load, overhead, pacing, references, sheet, startup
 from bench.common import Row, table
 
 SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
@@ -32,6 +32,7 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "load": load.run,
     "startup": startup.run,
     "sheet": sheet.run,
+    "grid": grid.run,
 }
 
 

@@ -374,8 +374,9 @@ class AdaptiveMargin:
 
 
 def pacing_margin(quota: Quota) -> float:
-    """The base margin a slot is kept past its window: 5 % of the window, within 0.1–0.5 s."""
-    return min(0.5, max(0.1, 0.05 * quota.window_s))
+    """The base margin a slot is kept past its window: 3 % of the window, within 0.1–0.3 s (the
+    adaptive margin adds what the scheduling delay measured lately calls for)."""
+    return min(0.3, max(0.1, 0.03 * quota.window_s))
 
 
 def max_margin(quota: Quota) -> float:

@@ -116,8 +116,8 @@ def test_the_margin_keeps_a_slot_past_its_window() -> None:
     w = SlidingWindow(Quota(1, 1.0), margin_s=0.1)
     w.record(0.0)
     assert w.wait_time(1.0) == pytest.approx(0.1) and w.available(1.05) == 0 and w.available(1.1) == 1
-    assert pacing_margin(Quota(20, 5.0)) == 0.25
-    assert pacing_margin(Quota(4, 0.5)) == 0.1 and pacing_margin(Quota.from_rpm(6)) == 0.5
+    assert pacing_margin(Quota(20, 5.0)) == 0.15
+    assert pacing_margin(Quota(4, 0.5)) == 0.1 and pacing_margin(Quota.from_rpm(6)) == 0.3
 
 
 def test_block_until_holds_everything_back() -> None:
@@ -137,10 +137,12 @@ async def test_pacer_spreads_a_burst_without_exceeding_the_quota() -> None:
         sent.append(clock.now)
 
     await asyncio.gather(*(one() for _ in range(6)))
-    # 2 per 8 s, never more, and no time wasted beyond the 0.4 s arrival margin
-    assert sent == pytest.approx([0.0, 0.0, 8.4, 8.4, 16.8, 16.8])
+    # 2 per 8 s, never more, and no time wasted beyond the arrival margin (3 % of the window: 0.24 s)
+    m = pacing_margin(Quota(2, 8.0))
+    assert m == pytest.approx(0.24)
+    assert sent == pytest.approx([0.0, 0.0, 8 + m, 8 + m, 16 + 2 * m, 16 + 2 * m])
     status = pacer.status()
-    assert status.available == 0 and status.next_slot_in == pytest.approx(8.4) and status.waiting == 0
+    assert status.available == 0 and status.next_slot_in == pytest.approx(8 + m) and status.waiting == 0
 
 
 async def test_pacer_status_counts_available_slots() -> None:
