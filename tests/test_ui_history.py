@@ -207,3 +207,24 @@ def test_tab_labels_come_from_the_tabs() -> None:
     handles = [TabHandle("t2i", "text-to-image")]
     assert history_listing.tab_label("text-to-image", handles, {"t2i": "Text to image"}) == "Text to image"
     assert history_listing.tab_label("compare", handles, {}) == "Compare"
+
+
+async def test_download_all_zips_what_the_filters_show(runtime: Runtime, three: list[Entry]) -> None:
+    import zipfile
+
+    from flux_ui.ui.edge.files import written_files
+    from flux_ui.ui.history_tab import _archive_of_filter
+
+    update, said = _archive_of_filter(runtime.history, "FLUX.2-pro", None)
+    shown = listing(runtime.history, "FLUX.2-pro").ids
+    path = Path(update["value"])
+    assert update["visible"] and f"{len(shown)} image(s)" in said and written_files(runtime.history.folder).knows(path)
+    with zipfile.ZipFile(path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        records = manifest["cells"] if "cells" in manifest else manifest["images"]
+        assert [r["id"] for r in records] == shown and "manifest.csv" in zf.namelist()
+        for record, entry_id in zip(records, shown, strict=True):
+            entry = runtime.history.get(entry_id)
+            assert entry is not None and zf.read(record["file"]) == entry.path.read_bytes()  # the originals
+    nothing, message = _archive_of_filter(runtime.history, None, "no prompt has these words")
+    assert nothing["visible"] is False and "Nothing to put in a ZIP" in message

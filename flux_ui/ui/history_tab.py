@@ -8,8 +8,10 @@ dropped file) is :mod:`flux_ui.ui.history_reuse`.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +19,11 @@ from typing import Any
 import gradio as gr
 from gradio.data_classes import FileData
 
+from flux_ui.exports.archive import history_archive
 from flux_ui.history import History
 from flux_ui.runtime import Runtime
 from flux_ui.ui.common import TabContext, TabHandle
+from flux_ui.ui.downloads import export_folder, export_stem, offer
 from flux_ui.ui.history_listing import (
     ALL_MODELS,
     EMPTY,
@@ -31,7 +35,7 @@ from flux_ui.ui.history_listing import (
     tab_label,
 )
 from flux_ui.ui.history_reuse import noop_updates, reuse_updates, settings_in_file
-from flux_ui.ui.text import inert_code
+from flux_ui.ui.text import inert, inert_code
 
 log = logging.getLogger("flux_ui.ui.history")
 
@@ -45,6 +49,8 @@ class _Page:
     model_filter: gr.Dropdown
     text_filter: gr.Textbox
     refresh: gr.Button
+    take_all: gr.Button
+    archive: gr.File
     status: gr.Markdown
     gallery: gr.Gallery
     details: gr.Markdown
@@ -72,7 +78,10 @@ def _layout(history: History) -> _Page:
         text_filter = gr.Textbox(label="Prompt contains", placeholder="words from the prompt, then Enter", scale=3,
                                  min_width=200, elem_id="history-text")
         refresh = gr.Button("Refresh", scale=0, min_width=110, elem_id="history-refresh")
+        take_all = gr.Button("Download all shown (ZIP)", scale=0, min_width=200, elem_id="history-download-all")
     status = gr.Markdown(EMPTY, elem_id="history-status")
+    archive = gr.File(label="Every image shown, with manifest.json and .csv", visible=False, interactive=False,
+                      elem_id="history-archive")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
             gallery = gr.Gallery(label="Saved images", show_label=False, columns=3, height="auto",
@@ -89,8 +98,8 @@ def _layout(history: History) -> _Page:
             drop = gr.File(label="Restore settings from a flux-ui image: drop it here", file_count="single",
                            type="filepath", height=120, elem_id="history-drop")
             drop_status = gr.Markdown("", elem_id="history-drop-status", elem_classes=["flux-status"])
-    return _Page(model_filter, text_filter, refresh, status, gallery, details, prompt_box, reuse, download,
-                 reuse_status, drop, drop_status, gr.State([]), gr.State(None))
+    return _Page(model_filter, text_filter, refresh, take_all, archive, status, gallery, details, prompt_box, reuse,
+                 download, reuse_status, drop, drop_status, gr.State([]), gr.State(None))
 
 
 # --- wiring ---------------------------------------------------------------------------------------
@@ -116,6 +125,28 @@ def _wire_listing(history: History, tabs: gr.Tabs, p: _Page) -> None:
         history_tab.select(show, filters, listed, api_visibility="private")
     else:
         log.warning("no tab with id %r among the tabs: History refreshes only with its button", TAB_ID)
+
+
+def _wire_download_all(history: History, p: _Page) -> None:
+    """One ZIP of every image the filters show: the originals, byte for byte, and a manifest of their settings."""
+    async def take_all(model: str | None, text: str | None) -> tuple[Any, str]:
+        return await asyncio.to_thread(_archive_of_filter, history, model, text)
+
+    p.take_all.click(take_all, [p.model_filter, p.text_filter], [p.archive, p.status], api_visibility="private")
+
+
+def _archive_of_filter(history: History, model: str | None, text: str | None) -> tuple[Any, str]:
+    found = listing(history, model, text)
+    if not found.ids:
+        return gr.update(visible=False), f"{found.message} Nothing to put in a ZIP."
+    entries = [e for e in map(history.get, found.ids) if e is not None]  # whole prompts, not previews
+    run_id = uuid.uuid4().hex
+    dest = export_folder(history.folder, run_id) / f"{export_stem('history', run_id)}.zip"
+    report = history_archive(entries, history.folder, dest)
+    offer(history.folder, report.path)
+    said = f"{len(entries) - len(report.problems)} image(s) in {inert_code(report.path.name)}."
+    problems = " ".join(inert(p) for p in report.problems)
+    return gr.update(value=str(report.path), visible=True), f"{said} {problems}".strip()
 
 
 def _wire_select(history: History, handles: list[TabHandle], labels: Mapping[str, str], p: _Page) -> None:
@@ -190,6 +221,7 @@ def build(ctx: TabContext) -> TabHandle:
     labels = {str(t.id): str(t.label) for t in tabs.children if isinstance(t, gr.Tab)}
     page = _layout(history)
     _wire_listing(history, tabs, page)
+    _wire_download_all(history, page)
     _wire_select(history, handles, labels, page)
     _wire_reuse(ctx.runtime, tabs, handles, labels, page)
     _wire_api(history)
