@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Coroutine, Mapping
@@ -17,6 +18,7 @@ from flux_ui.errors import BusyError
 from flux_ui.history import History
 from flux_ui.pacing import Quota
 from flux_ui.settings import Settings
+from flux_ui.styles import Library
 from flux_ui.unsaved import UnsavedImages
 
 log = logging.getLogger("flux_ui")
@@ -87,6 +89,11 @@ class Runtime:
     @property
     def models(self) -> tuple[str, ...]:
         return self.client.models
+
+    @functools.cached_property
+    def styles(self) -> Library:
+        """The saved styles and recent prompts, kept in History's database."""
+        return Library(self.history.folder)
 
     async def aclose(self, grace_s: float = 0.0) -> None:
         """Let running generations land for up to ``grace_s``, cancel the rest, then close."""

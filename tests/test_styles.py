@@ -84,3 +84,26 @@ def test_recent_prompts_are_per_tab_newest_first_and_bounded(tmp_path: Path) -> 
     recent = library.recent("text-to-image")
     assert len(recent) == RECENT_KEPT and recent[0] == "prompt 3" and recent[1] == f"prompt {RECENT_KEPT + 4}"
     assert "prompt 0" not in recent and library.recent("edit") == ["only in edit"]
+
+
+def test_the_panel_keeps_what_is_typed_and_says_what_is_wrong(tmp_path: Path) -> None:
+    from flux_ui.ui import styles_panel
+    from flux_ui.ui.edge.files import written_files
+
+    library = Library(tmp_path)
+    picker, said = styles_panel.save_style(library, "Noir", "{prompt}, noir", "{guidance: 6}")
+    assert "not JSON" in said and library.styles() == []
+    picker, said = styles_panel.save_style(library, "Noir", "noir", "{}")
+    assert "must contain {prompt}" in said.replace("\\", "") and library.styles() == []
+    picker, said = styles_panel.save_style(library, "Noir", "{prompt}, noir", '{"guidance": 6}')
+    assert picker["choices"] == [styles_panel.NEW, "Noir"] and picker["value"] == "Noir" and "Saved" in said
+    assert styles_panel.show_style(library, "Noir") == ("Noir", "{prompt}, noir", '{"guidance": 6}')
+    exported, said = styles_panel.export_styles(library, tmp_path)
+    path = Path(exported["value"])
+    assert "1 style(s)" in said and written_files(tmp_path).knows(path)  # the page may serve it
+    assert styles_panel.delete_style(library, "Noir")[0]["choices"] == [styles_panel.NEW]
+    picker, said = styles_panel.import_styles(library, str(path))
+    assert "Imported 1 style(s): Noir" in said and [s.name for s in library.styles()] == ["Noir"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "flux-ui styles", "styles": [{"name": "X", "template": "no slot"}]}')
+    assert "Nothing was imported" in styles_panel.import_styles(library, str(bad))[1]

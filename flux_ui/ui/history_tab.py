@@ -22,6 +22,7 @@ from gradio.data_classes import FileData
 from flux_ui.exports.archive import history_archive
 from flux_ui.history import History
 from flux_ui.runtime import Runtime
+from flux_ui.ui import styles_panel
 from flux_ui.ui.common import TabContext, TabHandle
 from flux_ui.ui.downloads import export_folder, export_stem, offer
 from flux_ui.ui.history_listing import (
@@ -220,6 +221,8 @@ def build(ctx: TabContext) -> TabHandle:
     history, tabs, handles = ctx.runtime.history, ctx.tabs, list(ctx.handles)
     labels = {str(t.id): str(t.label) for t in tabs.children if isinstance(t, gr.Tab)}
     page = _layout(history)
+    styles = styles_panel.layout(ctx.runtime.styles)
+    styles_panel.wire(ctx.runtime.styles, history.folder, styles)
     _wire_listing(history, tabs, page)
     _wire_download_all(history, page)
     _wire_select(history, handles, labels, page)
