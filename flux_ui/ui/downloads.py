@@ -8,8 +8,10 @@ registry of files flux-ui wrote (``ui/edge/files.py``), the only ones it serves 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from flux_ui.exports.archive import ArchiveReport
 from flux_ui.ui.edge.files import written_files
 
 EXPORTS = "exports"
@@ -32,3 +34,15 @@ def offer(outputs: Path, *paths: Path) -> None:
     served = written_files(outputs)
     for path in paths:
         served.add(path)
+
+
+def save_sheet_and_archive(outputs: Path, kind: str, run_id: str, sheet: bytes,
+                           archive: Callable[[Path], ArchiveReport]) -> tuple[Path, ArchiveReport]:
+    """Write a run's contact sheet, then its ZIP (``archive(dest)``), into the run's export folder and let
+    the page serve both. Blocking: call it from a worker thread."""
+    where, stem = export_folder(outputs, run_id), export_stem(kind, run_id)
+    sheet_path = where / f"{stem}.png"
+    sheet_path.write_bytes(sheet)
+    report = archive(where / f"{stem}.zip")
+    offer(outputs, sheet_path, report.path)
+    return sheet_path, report
