@@ -8,11 +8,8 @@ Styles travel as JSON (export, import). Recent prompts are remembered per tab, n
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from flux_ui.client import check_text_size
 from flux_ui.errors import ValidationError
 from flux_ui.history import DB_NAME
 from flux_ui.registry import MODELS
+from flux_ui.sqlite_file import SQLiteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS styles (
@@ -87,20 +85,11 @@ def check_style(name: Any, template: Any, params: Any) -> Style:
     return Style(name, template, dict(params))
 
 
-class Library:
+class Library(SQLiteFile):
     """The styles and recent prompts of one outputs folder (its ``history.sqlite3``); thread-safe."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / DB_NAME
-        self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, closing(sqlite3.connect(self.path, timeout=10.0)) as db:
-            yield db
+        super().__init__(Path(folder) / DB_NAME, SCHEMA)
 
     # --- styles ---------------------------------------------------------------------------------
 

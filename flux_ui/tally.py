@@ -9,12 +9,11 @@ count (one UPSERT per model, inside one transaction).
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from flux_ui.sqlite_file import SQLiteFile
 
 DB_NAME = "tally.sqlite3"
 SCHEMA = """
@@ -43,15 +42,11 @@ class Standing:
         return self.wins / self.shown if self.shown else 0.0
 
 
-class Tally:
+class Tally(SQLiteFile):
     """Wins and appearances per model, in ``folder / tally.sqlite3``; safe to share between threads."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / DB_NAME
-        self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        super().__init__(Path(folder) / DB_NAME, SCHEMA)
 
     def record(self, winner: str, shown: Sequence[str]) -> None:
         """Count one blind vote: ``winner`` won, every model in ``shown`` appeared once."""
@@ -69,8 +64,3 @@ class Tally:
             rows = db.execute("SELECT model, wins, shown FROM tally").fetchall()
         found = [Standing(model, wins, shown) for model, wins, shown in rows]
         return sorted(found, key=lambda s: (-s.win_rate, -s.wins, s.model))
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, closing(sqlite3.connect(self.path, timeout=10.0)) as db:
-            yield db
