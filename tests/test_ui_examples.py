@@ -20,7 +20,8 @@ from flux_ui.ui import build_demo, examples
 from flux_ui.ui.compare_run import MAX_MODELS, MIN_MODELS
 from flux_ui.ui.controls import SIZE_PRESETS
 
-ENDPOINTS = {"/generate", "/edit", "/kontext", "/compare", "/history"}
+ENDPOINTS = {"/generate", "/edit", "/kontext", "/compare", "/history", "/grid", "/generate_variations",
+             "/edit_variations"}
 TABLES = ("t2i-examples", "edit-examples", "kontext-examples", "compare-examples")
 
 

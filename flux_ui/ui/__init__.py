@@ -10,7 +10,7 @@ import gradio as gr
 from flux_ui.assets import LOGO
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
-from flux_ui.ui import compare, edit, history_tab, kontext, progress, text_to_image
+from flux_ui.ui import compare, edit, grid_tab, history_tab, kontext, progress, text_to_image
 from flux_ui.ui.common import TabContext, TabHandle, TabSpec
 from flux_ui.ui.quota_gate import MAX_IN_PROGRESS
 from flux_ui.ui.workarounds import cache_upload_schemas
@@ -33,6 +33,7 @@ TABS = (
     TabSpec(id="edit", label="Edit with references", build=edit.build),
     TabSpec(id="kontext", label="Kontext edit", build=kontext.build),
     TabSpec(id="compare", label="Compare", build=compare.build),
+    TabSpec(id="grid", label="Grid", build=grid_tab.build),
     TabSpec(id="history", label="History", build=history_tab.build),
 )
 
