@@ -249,8 +249,8 @@ def drive_everything(app: AppUnderTest, client: Client, http: httpx.Client, refs
         http.get(app.url + path)
     for entry in answers["history"][0]:  # the saved files, as the page fetches them
         http.get(f"{app.url}/gradio_api/file={app.outputs / entry['file']}")
-    answers["raw-generate"] = call_raw(http, app.url, "generate", ["FLUX.2-pro", "a raw canary", True, None, 256,
-                                                                   256, None, 2, "png", 4.5, 50, True, 4, 0.0, ""])
+    raw = ["FLUX.2-pro", "a raw canary", True, None, 256, 256, None, 2, "png", 4.5, 50, True, 4, 0.0, "", 1, False]
+    answers["raw-generate"] = call_raw(http, app.url, "generate", raw)
     mcp_args = {"model": "FLUX.2-pro", "prompt": "an mcp canary", "width": 256, "height": 256}
     answers["mcp-generate"] = call_mcp_tool(http, app.url, "generate", mcp_args)
     answers["mcp-history"] = call_mcp_tool(http, app.url, "history", {"limit": 2})

@@ -6,7 +6,8 @@ shown or hidden, rather than ``@gr.render``: a re-render replaces its event hand
 second quick click on an arrow reached a handler that no longer existed and was lost. A
 hidden ``gr.File`` mirrors the list so that Generate and the ``/edit`` API endpoint are one
 event with one file input. Layout and wiring only: the list operations are in
-``references``, the request in ``handle_edit`` and ``run_edit`` (plain async generators).
+``references``, the request in ``handle_edit`` and ``run_edit`` (plain async generators), a run of
+variations (``count`` above 1) in ``handle_edit_variations`` with :mod:`flux_ui.ui.variations`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from flux_ui.client import model_id_text
 from flux_ui.errors import FluxError, ReferenceImageError, ValidationError
 from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
-from flux_ui.ui import examples, handlers, image_form, progress, references
+from flux_ui.ui import examples, handlers, image_form, progress, references, variations, view_code
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
@@ -34,11 +35,11 @@ from flux_ui.ui.common import (
     handoff,
     leave,
     received_files,
-    take,
     upload_roots,
 )
 from flux_ui.ui.controls import all_param_names, wire_model_controls
 from flux_ui.ui.layout import model_dropdown, prompt_row
+from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 from flux_ui.ui.text import inert
 from flux_ui.ui.workarounds import accept_raw_files
 
@@ -132,16 +133,42 @@ async def run_edit(runtime: Runtime, model: str, prompt: str, paths: Sequence[st
 
 
 async def handle_edit(runtime: Runtime, models: Sequence[str], model: Any, prompt: Any, references: Any,
-                      randomize_seed: Any, values: Mapping[str, Any]) -> AsyncIterator[str | handlers.Generated]:
-    """The /edit endpoint on the values as sent (``references`` as Gradio hands over a file list).
+                      randomize_seed: Any, values: Mapping[str, Any], count: Any = None,
+                      consecutive_seeds: Any = None, gate: QuotaGate | None = None) -> AsyncIterator[image_form.Step]:
+    """The /edit endpoint on the values as sent (``references`` as Gradio hands over a file list); with
+    ``count`` above 1, the run of variations instead (:func:`handle_edit_variations`).
 
     A bad input raises a FluxError (ValidationError) before anything is sent or any file the
     request names outside Gradio's uploads and the outputs folder is opened.
     """
     model = model_id_text(model)  # before the tab looks it up
     params = handlers.collect_params(model, values, flag("randomize_seed", randomize_seed, True))
+    if variations.parse_count(count) > 1:
+        async for run in handle_edit_variations(runtime, models, model, prompt, references, randomize_seed, values,
+                                                count, consecutive_seeds, gate):
+            yield run
+        return
     paths = received_files(references, upload_roots(runtime), "image", REFERENCES_EXAMPLE)
     async for step in run_edit(runtime, model, prompt, paths, params, models):
+        yield step
+
+
+async def handle_edit_variations(runtime: Runtime, models: Sequence[str], model: Any, prompt: Any, references: Any,
+                                 randomize_seed: Any, values: Mapping[str, Any], count: Any,
+                                 consecutive_seeds: Any = None,
+                                 gate: QuotaGate | None = None) -> AsyncIterator[variations.Variations]:
+    """``count`` images from the same references, each its own request and seed, all sent at once: the
+    run, updated in place, whenever an image arrives and every tick. ValidationError before anything is sent."""
+    model = model_id_text(model)
+    randomize = flag("randomize_seed", randomize_seed, True)
+    params = handlers.collect_params(model, values, randomize)
+    number = variations.parse_count(count)
+    consecutive = flag("consecutive_seeds", consecutive_seeds, False) and not randomize
+    paths = received_files(references, upload_roots(runtime), "image", REFERENCES_EXAMPLE)
+    check_sendable(model, paths, models)
+    data = await asyncio.to_thread(read_references, paths)
+    run = variations.prepare(runtime, model, prompt, params, data, number, consecutive, TAB)
+    async for step in variations.run(runtime, run, data, gate):
         yield step
 
 
@@ -276,8 +303,10 @@ def _wire_references(models: Sequence[str], model: gr.Dropdown, r: _References) 
     return on_add
 
 
-def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: _References) -> None:
-    """Generate: the /edit endpoint, then the seed to reuse, a reference problem by the references, Stop hidden."""
+def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: _References,
+                   gate: QuotaGate) -> None:
+    """Generate: the /edit endpoint, then the seed to reuse, a reference problem by the references, Stop
+    hidden; and /edit_variations, every image of a run at once for programs."""
     names = form.names
 
     def generate(model_value: str, prompt_text: str, reference_files: Any, randomize_seed: bool,
@@ -292,31 +321,61 @@ def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.Ima
         model's default. Returns the saved image file (the service's original bytes), a caption, a
         status message (empty when all went well; the reason when nothing was made) and the seed used.
         """
-        *values, box = rest
+        *values, count, consecutive, box = rest
 
         def by_the_references(err: FluxError) -> None:
             if isinstance(err, ReferenceImageError):  # also shown by the references (the API sees the status)
                 leave(box, problem=error_text(err))
 
         steps = handle_edit(runtime, models, model_value, prompt_text, reference_files, randomize_seed,
-                            dict(zip(names, values, strict=True)))
-        return image_form.shown_steps(steps, request, by_the_references)
+                            dict(zip(names, values, strict=True)), count, consecutive, gate)
+        return image_form.shown_steps(steps, request, by_the_references, box)
 
     endpoint_fn = endpoint(generate, "edit", ["model", "prompt", "references"],
-                           {"randomize_seed": True, **dict.fromkeys(names), "page": None})  # page: see handoff()
+                           {"randomize_seed": True, **dict.fromkeys(names), "count": 1, "consecutive_seeds": False,
+                            "page": None})  # page: see handoff()
     page_box = handoff()
-    inputs = [form.model, form.row.prompt, r.files, form.params.randomize, *form.params.controls.values(), page_box]
+    inputs = [form.model, form.row.prompt, r.files, form.params.randomize, *form.params.controls.values(),
+              *form.variation_inputs, page_box]
 
-    def problem(box: dict[str, Any]) -> list[Any]:
+    def problem(done: dict[str, Any]) -> list[Any]:
         """A reference problem the run left, shown by the references."""
-        return [take(box).get("problem") or gr.update()]
+        return [done.get("problem") or gr.update()]
 
     # preprocess=False: values reach handle_edit as sent, and the client's validation, which knows each
     # model's own bounds, answers bad ones; Gradio would check them against the bounds the controls were
     # built with, in its own words. References still arrive only as files Gradio received (accept_raw_files).
     accept_raw_files(r.files)
-    image_form.wire_image_run(form, endpoint_fn, inputs, api_name="edit", extra=problem, extra_inputs=[page_box],
-                   extra_outputs=[r.note])
+    image_form.wire_image_run(runtime, form, endpoint_fn, inputs, api_name="edit", box=page_box, extra=problem,
+                              extra_outputs=[r.note])
+
+    def handler(model: Any, prompt: Any, *rest: Any) -> AsyncIterator[variations.Variations]:
+        return handle_edit_variations(runtime, models, model, prompt, *rest)
+
+    image_form.wire_variations_api(gate, form, handler, ["model", "prompt", "references"], inputs[:-1],
+                                   api_name="edit_variations", prefix="edit", base="/edit",
+                                   intro="Make ``count`` (1-8, default 4) images from one prompt and the same "
+                                         "references at once, each its own request with its own seed.")
+
+
+def _wire_code(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: _References) -> None:
+    """View code's button: the form as it stands, the references as image1.png … (only their number counts)."""
+    names = form.names
+
+    def show(model_value: Any, prompt_text: Any, files: Any, randomize_seed: Any, *rest: Any) -> list[Any]:
+        *values, count = rest
+        try:
+            model_id, paths = model_id_text(model_value), file_paths(files)
+            randomize, number = flag("randomize_seed", randomize_seed, True), variations.parse_count(count)
+            check_sendable(model_id, paths, models)
+        except FluxError as err:
+            return view_code.refused(err)
+        params = handlers.collect_params(model_id, dict(zip(names, values, strict=True)), randomize)
+        return view_code.form_code(runtime.settings, model_id, prompt_text, params, len(paths), randomized=randomize,
+                                   count=number)
+
+    view_code.wire_button(form.result.code, show, [form.model, form.row.prompt, r.files, form.params.randomize,
+                                                   *form.params.controls.values(), form.params.count])
 
 
 def build(ctx: TabContext) -> TabHandle:
@@ -331,6 +390,7 @@ def build(ctx: TabContext) -> TabHandle:
     follow = wire_model_controls(ctx.demo, form.model, form.params.presets, form.params.controls)
     examples.follow_edit(page.shown, form.row.prompt, form.model, on_add, page.refs.outputs, follow,
                          **SERIAL)  # the list via on_add
-    _wire_generate(ctx.runtime, models, form, page.refs)
+    _wire_generate(ctx.runtime, models, form, page.refs, quota_gate(ctx.demo))
+    _wire_code(ctx.runtime, models, form, page.refs)
     return image_form.image_handle("edit", TAB, form, models,
                         message=lambda settings: reuse_message(len(settings.get("references") or [])))

@@ -1,9 +1,9 @@
 """The Kontext edit tab: one picture, edited step by step with plain instructions.
 
 This module lays the tab out, then wires it: the model and route choices, the /kontext endpoint,
-the edit trail's gallery and "reuse settings". The edit itself (models, routes, parameters and
-their controls, sending it) is :mod:`flux_ui.ui.kontext_edit`; the trail as plain data is
-:mod:`flux_ui.ui.kontext_trail`.
+the edit trail's gallery, View code (:mod:`flux_ui.ui.view_code`) and "reuse settings". The edit
+itself (models, routes, parameters and their controls, sending it) is :mod:`flux_ui.ui.kontext_edit`;
+the trail as plain data is :mod:`flux_ui.ui.kontext_trail`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
+from flux_ui.client import model_id_text
 from flux_ui.errors import FluxError
 from flux_ui.registry import MODELS, Route
 from flux_ui.runtime import Runtime
-from flux_ui.ui import examples, handlers
+from flux_ui.ui import examples, handlers, view_code
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
     endpoint,
     error_text,
+    flag,
     from_program,
     handoff,
     leave,
@@ -40,6 +42,7 @@ from flux_ui.ui.kontext_edit import (
     declaration,
     done_status,
     edit_models,
+    edit_params,
     edit_routes,
     handle_kontext,
     make_control,
@@ -130,6 +133,7 @@ class _Outputs:
     shown: gr.Examples | None
     trail: gr.State
     current: gr.State
+    code: view_code.CodePanel
 
 
 def _inputs(models: list[str]) -> _Inputs:
@@ -174,8 +178,9 @@ def _outputs(models: list[str], i: _Inputs) -> _Outputs:
                          height=trail_height(1), visible=False, buttons=[], allow_preview=False,
                          object_fit="contain", elem_id="kontext-trail", interactive=False)
     trail_md = gr.Markdown(EMPTY_TRAIL, elem_id="kontext-trail-list")
+    code = view_code.code_panel("kontext")
     shown = examples.kontext(models, i.image, i.row.prompt, i.model)
-    return _Outputs(result, info, use, gallery, trail_md, shown, gr.State([]), gr.State(None))
+    return _Outputs(result, info, use, gallery, trail_md, shown, gr.State([]), gr.State(None), code)
 
 
 # --- wiring ---------------------------------------------------------------------------------------
@@ -235,7 +240,7 @@ def _edit_endpoint(runtime: Runtime, models: list[str], i: _Inputs) -> Callable[
                     yield keep, keep, step
                     continue
                 result = step.generated.result
-                leave(box, trail=step.trail, current=step.current)
+                leave(box, trail=step.trail, current=step.current, result=result)
                 yield (step.generated.path, handlers.caption(result),
                        done_status(step, result.route, markdown=not from_program(request)))
         except FluxError as err:
@@ -264,16 +269,37 @@ def _wire_edit(runtime: Runtime, models: list[str], i: _Inputs, o: _Outputs) -> 
     accept_raw_files(i.image)
 
     def after_run(box: dict[str, Any]) -> tuple[Any, ...]:
-        """The trail and "Use this result" after an edit, and Stop hidden, once a run has ended."""
+        """The trail, "Use this result" and the code of the request sent after an edit, and Stop hidden,
+        once a run has ended."""
         done = take(box)
         if "trail" not in done:  # nothing was made: the trail stays as it was
-            return (*[gr.update()] * 5, gr.update(visible=False))
+            return (*[gr.update()] * (5 + len(o.code.outputs)), gr.update(visible=False))
         trail, current = done["trail"], done["current"]
-        return (trail, current, *_show_trail(trail, current), gr.update(visible=True), gr.update(visible=False))
+        return (trail, current, *_show_trail(trail, current), gr.update(visible=True),
+                *view_code.sent_code(runtime.settings, done["result"]), gr.update(visible=False))
 
     wire_run(endpoint_fn, inputs, outputs, api_name="kontext", run=i.row.run, stop=i.row.stop, status=i.row.status,
              after=after_run, after_inputs=page_box,
-             after_outputs=[o.trail, o.current, o.gallery, o.trail_md, o.use, i.row.stop])
+             after_outputs=[o.trail, o.current, o.gallery, o.trail_md, o.use, *o.code.outputs, i.row.stop])
+
+
+def _wire_code(runtime: Runtime, models: list[str], i: _Inputs, o: _Outputs) -> None:
+    """View code's button: the form as it stands on its route, the input image as image1.png."""
+    sizes = len(i.size_names)
+
+    def show(model_value: Any, prompt_text: Any, route_value: Any, *values: Any) -> list[Any]:
+        named = dict(zip(i.names, [*values[:sizes], *values[sizes + 1:]], strict=True))
+        try:
+            model_id = model_id_text(model_value)
+            route = parse_route(MODELS.get(model_id), route_value)
+            randomize = flag("randomize_seed", values[sizes], True)
+        except FluxError as err:
+            return view_code.refused(err)
+        params = edit_params(model_id, route, named, randomize)
+        return view_code.form_code(runtime.settings, model_id, prompt_text, params, 1, route, randomized=randomize)
+
+    view_code.wire_button(o.code, show, [i.model, i.row.prompt, i.route, *(i.controls[n] for n in i.size_names),
+                                         i.randomize, *(i.controls[n] for n in i.other_names)])
 
 
 def _wire_trail(i: _Inputs, o: _Outputs, on_model: Callable[[str, str], list[Any]]) -> None:
@@ -324,6 +350,7 @@ def build(ctx: TabContext) -> TabHandle:
     on_model = _wire_model(ctx, i)
     _wire_edit(ctx.runtime, models, i, o)
     _wire_trail(i, o, on_model)
+    _wire_code(ctx.runtime, models, i, o)
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         return apply_settings(models, i.names, settings)
