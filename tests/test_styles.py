@@ -10,6 +10,7 @@ import pytest
 
 from flux_ui.errors import ValidationError
 from flux_ui.history import DB_NAME, History
+from flux_ui.runtime import Runtime
 from flux_ui.styles import EXPORT_KIND, MAX_NAME_CHARS, RECENT_KEPT, Library, Style, check_style
 
 NOIR = Style("Film noir", "{prompt}, film noir, hard shadows", {"guidance": 6.0, "output_format": "png"})
@@ -107,3 +108,30 @@ def test_the_panel_keeps_what_is_typed_and_says_what_is_wrong(tmp_path: Path) ->
     bad = tmp_path / "bad.json"
     bad.write_text('{"kind": "flux-ui styles", "styles": [{"name": "X", "template": "no slot"}]}')
     assert "Nothing was imported" in styles_panel.import_styles(library, str(bad))[1]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_picked_style_wraps_the_prompt_and_sets_the_models_controls(module_runtime: Runtime) -> None:
+    from flux_ui.ui import prompt_tools
+
+    module_runtime.styles.save(NOIR)
+    controls = {"guidance": object(), "output_format": object(), "seed": object()}
+    prompt, said, picker, *updates = prompt_tools.applied(module_runtime, "Film noir", "a cat", "FLUX.2-flex",
+                                                          controls)
+    assert prompt == "a cat, film noir, hard shadows" and "Applied the style" in said and picker["value"] is None
+    assert [u.get("value") for u in updates] == [6.0, "png", None]
+    _, said, _, *updates = prompt_tools.applied(module_runtime, "Film noir", "a cat", "FLUX.2-pro", controls)
+    assert "takes no guidance" in said and [u.get("value") for u in updates] == [None, "png", None]
+    untouched = prompt_tools.applied(module_runtime, "no such style", "a cat", "FLUX.2-pro", controls)
+    assert untouched[1] == "" and "value" not in untouched[0]  # the prompt is left as it is
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_prompt_that_made_an_image_is_recalled_in_its_tab(module_runtime: Runtime) -> None:
+    from flux_ui.ui import handlers, prompt_tools
+
+    await handlers.generate(module_runtime, "FLUX.2-pro", "a lighthouse in a storm", {"seed": 3}, tab="edit")
+    choices = prompt_tools.recent_choices(module_runtime, "edit")["choices"]
+    assert choices[0] == ("a lighthouse in a storm", "a lighthouse in a storm")
+    assert ("a lighthouse in a storm", "a lighthouse in a storm") not in prompt_tools.recent_choices(
+        module_runtime, "kontext")["choices"]

@@ -56,6 +56,7 @@ from flux_ui.ui.compare_view import (
 )
 from flux_ui.ui.controls import SIZE_PRESETS
 from flux_ui.ui.layout import PromptRow, prompt_row
+from flux_ui.ui.prompt_tools import wire_prompt_tools
 from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 
 #: The vote's outputs: status, state, then images, captions and vote buttons per slot, left, right, tally.
@@ -295,6 +296,7 @@ def build(ctx: TabContext) -> TabHandle:
     _wire_run(runtime, available, form, res, quota_gate(ctx.demo))
     _wire_picks_and_votes(ctx, tally, form.row.status, res)
     _wire_api(runtime, available, form, quota_gate(ctx.demo))
+    wire_prompt_tools(runtime, form.row, TAB)
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         return apply_settings(runtime, available, settings)

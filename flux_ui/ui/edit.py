@@ -39,6 +39,7 @@ from flux_ui.ui.common import (
 )
 from flux_ui.ui.controls import all_param_names, wire_model_controls
 from flux_ui.ui.layout import model_dropdown, prompt_row
+from flux_ui.ui.prompt_tools import wire_prompt_tools
 from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 from flux_ui.ui.text import inert
 from flux_ui.ui.workarounds import accept_raw_files
@@ -392,5 +393,6 @@ def build(ctx: TabContext) -> TabHandle:
                          **SERIAL)  # the list via on_add
     _wire_generate(ctx.runtime, models, form, page.refs, quota_gate(ctx.demo))
     _wire_code(ctx.runtime, models, form, page.refs)
+    wire_prompt_tools(ctx.runtime, form.row, TAB, form.model, form.params.controls)
     return image_form.image_handle("edit", TAB, form, models,
                         message=lambda settings: reuse_message(len(settings.get("references") or [])))

@@ -48,6 +48,7 @@ from flux_ui.ui.grid_view import (
     stopped_text,
 )
 from flux_ui.ui.layout import PromptRow, prompt_row
+from flux_ui.ui.prompt_tools import wire_prompt_tools
 from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 
 #: A frame at least this often while nothing new arrives (the progress line's clock).
@@ -311,5 +312,6 @@ def build(ctx: TabContext) -> TabHandle:
     _wire_checks(runtime, available, form)
     _wire_run(runtime, available, form, res, gate)
     _wire_api(runtime, available, form, gate)
+    wire_prompt_tools(runtime, form.row, "text-to-image")  # its cells are saved as text-to-image requests
     # Cells are saved as text-to-image requests, so History loads them there; none names this tab.
     return TabHandle(tab_id="grid", name="grid", models=available)

@@ -141,6 +141,7 @@ async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _
             log.warning("a generation nobody waited for ended without an image: %s", err)
         raise
     generated = await _keep(runtime, result, tab, extra)
+    await asyncio.to_thread(_remember, runtime, tab, result.prompt)
     if not watch.waiting:
         log.info("kept an image that arrived after the person stopped waiting (%s): %s", request.model,
                  generated.path if generated.saved else generated.unsaved)
@@ -162,6 +163,14 @@ async def _keep(runtime: Runtime, result: GenerationResult, tab: str,
     if len(runtime.unsaved):
         await asyncio.to_thread(runtime.unsaved.flush, runtime.history)
     return Generated(result, entry)
+
+
+def _remember(runtime: Runtime, tab: str, prompt: str) -> None:
+    """Add a prompt that made an image to its tab's Recent prompts; a failure there costs nothing else."""
+    try:
+        runtime.styles.remember(tab, prompt)
+    except Exception:  # a locked or full database: the image is saved, only the recall is lost
+        log.exception("could not remember the prompt for Recent prompts")
 
 
 def _offer_unsaved(runtime: Runtime, result: GenerationResult, tab: str, err: NotSavedError) -> Generated:

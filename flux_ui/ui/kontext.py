@@ -63,6 +63,7 @@ from flux_ui.ui.kontext_trail import (
     trail_text,
 )
 from flux_ui.ui.layout import PromptRow, model_dropdown, prompt_row
+from flux_ui.ui.prompt_tools import wire_prompt_tools
 from flux_ui.ui.workarounds import accept_raw_files
 
 LOADED = ("Settings loaded. History keeps results, not the pictures they were made from: drop the input "
@@ -351,6 +352,7 @@ def build(ctx: TabContext) -> TabHandle:
     _wire_edit(ctx.runtime, models, i, o)
     _wire_trail(i, o, on_model)
     _wire_code(ctx.runtime, models, i, o)
+    wire_prompt_tools(ctx.runtime, i.row, TAB, i.model, i.controls)
 
     def apply(settings: Mapping[str, Any]) -> list[Any]:
         return apply_settings(models, i.names, settings)

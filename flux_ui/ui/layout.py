@@ -25,6 +25,8 @@ class PromptRow:
     run: gr.Button
     stop: gr.Button
     status: gr.Markdown
+    style: gr.Dropdown  # a saved style, applied to the prompt when picked (ui/prompt_tools.py)
+    recent: gr.Dropdown  # this tab's recent prompts, one pick puts it back in the box
 
 
 def prompt_row(prefix: str, *, placeholder: str, info: str, label: str = "Prompt", run_label: str = "Generate",
@@ -34,13 +36,18 @@ def prompt_row(prefix: str, *, placeholder: str, info: str, label: str = "Prompt
     there) the run button with its hidden Stop, then the status line."""
     prompt = gr.Textbox(label=label, lines=lines, max_lines=max_lines, elem_id=f"{prefix}-prompt",
                         placeholder=placeholder, info=info)
+    with gr.Row(elem_classes=["flux-prompt-tools"]):
+        style = gr.Dropdown(choices=[], value=None, label="Style", info="Wraps the prompt; sets its parameters.",
+                            elem_id=f"{prefix}-style", min_width=160)
+        recent = gr.Dropdown(choices=[], value=None, label="Recent prompts", info="Puts one back in the box.",
+                             elem_id=f"{prefix}-recent", min_width=160)
     if between is not None:
         between()
     with gr.Row():
         run = gr.Button(run_label, variant="primary", elem_id=f"{prefix}-run", scale=3)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", scale=1, visible=False)
     status = gr.Markdown("", elem_id=f"{prefix}-status", elem_classes=["flux-status"], label=status_label)
-    return PromptRow(prompt, run, stop, status)
+    return PromptRow(prompt, run, stop, status, style, recent)
 
 
 def model_dropdown(prefix: str, models: Sequence[str], **layout: Any) -> gr.Dropdown:

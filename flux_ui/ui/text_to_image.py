@@ -16,6 +16,7 @@ from flux_ui.ui import examples, handlers, image_form, progress, variations, vie
 from flux_ui.ui.common import TabContext, TabHandle, endpoint, flag, handoff
 from flux_ui.ui.controls import all_param_names, wire_model_controls
 from flux_ui.ui.layout import model_dropdown, prompt_row
+from flux_ui.ui.prompt_tools import wire_prompt_tools
 from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 
 TAB = "text-to-image"
@@ -164,4 +165,5 @@ def build(ctx: TabContext) -> TabHandle:
     _wire_generate(ctx.runtime, form, gate)
     _wire_variations_api(ctx.runtime, form, gate)
     _wire_code(ctx.runtime, form)
+    wire_prompt_tools(ctx.runtime, form.row, TAB, form.model, form.params.controls)
     return image_form.image_handle("t2i", TAB, form, models)
