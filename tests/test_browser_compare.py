@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import zipfile
 from pathlib import PurePosixPath
 from urllib.parse import unquote
 
@@ -102,6 +103,15 @@ def test_blind_mode_hides_names_until_a_vote(app: AppUnderTest, page) -> None:
     assert any("/file=" in u or "/gradio_api/file" in u for u in urls)  # the images are among them
     for text in (results, *urls):
         assert names_a_model(text) is None, text[:300]
+    # The comparison's sheet and ZIP are blind too: letters for names, and nothing inside names a model.
+    page.wait_for_selector("#compare-exports a", state="attached", timeout=20_000)
+    links = page.eval_on_selector_all("#compare-exports a", "els => els.map(e => e.getAttribute('href'))")
+    assert len(links) == 2 and all(names_a_model(unquote(link)) is None for link in links)
+    archive = max((app.outputs / "exports").rglob("compare-*.zip"), key=lambda p: p.stat().st_mtime)
+    with zipfile.ZipFile(archive) as zf:
+        assert sum(n.endswith((".png", ".jpg")) for n in zf.namelist()) >= 3
+        for name in zf.namelist():
+            assert names_a_model(name) is None and names_a_model(zf.read(name)) is None, name
     asked = [r for r in app.emulator.requests() if r["prompt"] == "a tin robot watering plants"]
     assert len(asked) == 3 and {r["output"]["format"] for r in asked} == {"png"}  # no file type gives one away
     page.click("#compare-vote-0")

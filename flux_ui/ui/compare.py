@@ -37,6 +37,7 @@ from flux_ui.ui.compare_run import (
     comparable_models,
     compare,
     comparison,
+    export_comparison,
     prepare_comparison,
     reused_models,
     run_comparison,
@@ -134,6 +135,7 @@ class _Results:
     slider: gr.ImageSlider
     tally: gr.Markdown
     views: gr.State
+    exports: gr.File
 
     @property
     def images(self) -> list[gr.Image]:
@@ -191,9 +193,11 @@ def _results(tally: Tally) -> _Results:
             right = gr.Dropdown(choices=[], value=None, label="Right image", elem_id="compare-right", interactive=True)
         slider = gr.ImageSlider(type="filepath", interactive=False, label="Drag to compare", elem_id="compare-slider",
                                 buttons=["fullscreen"], visible=False, max_height=560)
+    exports = gr.File(label="Contact sheet and ZIP (originals, manifest.json, manifest.csv)", file_count="multiple",
+                      visible=False, interactive=False, elem_id="compare-exports")
     with gr.Accordion("Blind-vote tally", open=True, elem_id="compare-tally-box"):
         tally_md = gr.Markdown(tally_table(tally), elem_id="compare-tally")
-    return _Results(slots, hint, left, right, slider, tally_md, gr.State(None))
+    return _Results(slots, hint, left, right, slider, tally_md, gr.State(None), exports)
 
 
 # --- wiring -----------------------------------------------------------------------------------------
@@ -202,7 +206,8 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
     """Compare (streamed), the picks settled after it, and Stop. Like the other generating events it
     takes no per-event worker limit: the gate bounds each deployment instead (see quota_gate.QuotaGate)."""
     run_outputs = [form.row.status, form.seed, form.row.stop, res.views, *(s.column for s in res.slots), *res.images,
-                   *res.captions, *res.votes, res.left, res.right, res.slider, res.hint]
+                   *res.captions, *res.votes, res.left, res.right, res.slider, res.hint, res.exports]
+    same = gr.update()
 
     async def run_ui(prompt_text: str, chosen: list[str], shape_text: str, randomize_seed: bool,
                      seed_value: Any, blind_mode: bool) -> AsyncIterator[list[Any]]:
@@ -210,7 +215,7 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
             order, used_seed = prepare_comparison(runtime, available, prompt_text, chosen, shape_text, randomize_seed,
                                                   seed_value)
         except ValidationError as err:
-            yield [error_text(err), *[gr.update()] * (len(run_outputs) - 1)]
+            yield [error_text(err), *[same] * (len(run_outputs) - 1)]
             return
         if blind_mode:
             random.shuffle(order)
@@ -219,13 +224,18 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
         first[1] = gr.update(value=used_seed) if randomize_seed else gr.update()
         first[-4:] = [gr.update(choices=[], value=None), gr.update(choices=[], value=None),
                       gr.update(value=None, visible=False), gr.update(visible=True)]
-        yield first
+        yield [*first, gr.update(value=None, visible=False)]
         seen: set[int] = set()
+        comp = None
         with gate.admitted_all(order):
             async for comp in run_comparison(runtime, prompt_text, order, shape_text, used_seed, blind_mode):
                 fresh = set(comp.arrivals) - seen
                 seen |= fresh
-                yield frame(comp, blind_mode, fresh, comp.finished)
+                yield [*frame(comp, blind_mode, fresh, comp.finished), same]
+        if comp is not None and comp.images:
+            made = await export_comparison(runtime, comp, blind_mode)
+            files = [str(p) for p in (made.sheet, made.archive) if p is not None]
+            yield [*[same] * (len(run_outputs) - 1), gr.update(value=files or None, visible=bool(files))]
 
     run_inputs = [form.row.prompt, form.picked, form.shape, form.randomize, form.seed, form.blind]
     run_event = form.row.run.click(run_ui, run_inputs, run_outputs, api_visibility="private", preprocess=False,

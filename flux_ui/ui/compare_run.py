@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import math
 import random
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flux_ui.client import GenerationRequest, finite
 from flux_ui.errors import ValidationError
+from flux_ui.exports import Axis
 from flux_ui.history import History
 from flux_ui.registry import MODELS, AspectRatioSize, Mode, PixelSize, parse_aspect_ratio
 from flux_ui.runtime import Runtime
+from flux_ui.ui import downloads
 from flux_ui.ui.common import flag
 from flux_ui.ui.controls import SIZE_PRESETS
 from flux_ui.ui.fanout import Fanout, Slot, run_fanout
 
 TAB = "compare"
 MIN_MODELS, MAX_MODELS = 2, 5
+#: What a blind comparison calls its slots, in order (the page's labels too).
+LETTERS = "ABCDE"
 DEFAULT_PICKS = 3
 #: The seed flux-ui picks when asked to randomize: the range the client itself draws from.
 RANDOM_SEED_MAX = 2**31 - 1
@@ -161,6 +166,21 @@ async def run_comparison(runtime: Runtime, prompt: str, models: Sequence[str], s
     comp = comparison(prompt, models, shape, seed, blind)
     async for _ in run_fanout(runtime, comp, TAB):
         yield comp
+
+
+async def export_comparison(runtime: Runtime, comp: Comparison, blind: bool) -> downloads.Exports:
+    """The comparison as a one-row contact sheet and a ZIP. Blind, the cells are the page's letters and
+    nothing in either file names a model (the names show on the page after the vote)."""
+    names = [f"Image {letter}" if blind else MODELS[s.model].display_name
+             for letter, s in zip(LETTERS, comp.slots, strict=False)]
+    settings: dict[str, Any] = {"generator": "flux-ui", "kind": "comparison", "prompt": comp.prompt, "seed": comp.seed,
+                                "shape": comp.shape}
+    if not blind:
+        settings["models"] = [s.model for s in comp.slots]
+    cells = downloads.row_cells(comp.slots, names, {"tab": TAB}, blind=blind)
+    return await downloads.export_row(runtime.history.folder, "compare", uuid.uuid4().hex, cells, title=comp.prompt,
+                                      axis=Axis("Image" if blind else "Model", tuple(names)), settings=settings,
+                                      blind=blind)
 
 
 async def compare(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int) -> Comparison:

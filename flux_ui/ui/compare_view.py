@@ -21,11 +21,11 @@ from flux_ui.registry import MODELS
 from flux_ui.tally import Tally
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import error_text
-from flux_ui.ui.compare_run import MAX_MODELS, MIN_MODELS, Comparison
+from flux_ui.ui.compare_run import LETTERS, MAX_MODELS, MIN_MODELS, Comparison
 from flux_ui.ui.fanout import Slot
 from flux_ui.ui.text import inert
 
-LABELS = "ABCDE"
+LABELS = LETTERS
 NO_OPEN_VOTE = "This comparison has no open blind vote."
 
 

@@ -7,12 +7,19 @@ registry of files flux-ui wrote (``ui/edge/files.py``), the only ones it serves 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from flux_ui.exports.archive import ArchiveReport
+from flux_ui.exports import Axis
+from flux_ui.exports.archive import ArchiveCell, ArchiveReport, grid_archive
+from flux_ui.exports.sheet import SheetCell, build_sheet_async
 from flux_ui.ui.edge.files import written_files
+from flux_ui.ui.fanout import Slot
 
 EXPORTS = "exports"
 
@@ -46,3 +53,49 @@ def save_sheet_and_archive(outputs: Path, kind: str, run_id: str, sheet: bytes,
     report = archive(where / f"{stem}.zip")
     offer(outputs, sheet_path, report.path)
     return sheet_path, report
+
+
+@dataclass(frozen=True)
+class Exports:
+    """A run's contact sheet and ZIP (None when they could not be written: ``problem`` says why)."""
+
+    sheet: Path | None = None
+    archive: Path | None = None
+    problem: str | None = None
+
+
+def row_cells(slots: Sequence[Slot], names: Sequence[str], planned: Mapping[str, Any],
+              blind: bool = False) -> tuple[list[SheetCell], list[ArchiveCell]]:
+    """One row of a fan-out (a run of variations, a comparison) as sheet and archive cells: ``names``
+    says what each cell is called (a model, or a blind letter), ``planned`` what a cell that made no
+    image was to be."""
+    sheet, archive = [], []
+    for i, (slot, name) in enumerate(zip(slots, names, strict=True)):
+        made = slot.generated
+        # ASCII: the sheet's font (Pillow's default) has no "×"
+        size = f"{made.result.info.width} x {made.result.info.height}" if made else ""
+        error = None if made else (slot.error or "not sent: the run was stopped")
+        sheet.append(SheetCell(i, image=Path(made.path) if made else None, caption=(name, size), error=error))
+        if made is not None:
+            archive.append(ArchiveCell(made.entry.settings, Path(made.path), i, label=name if blind else None))
+        else:
+            settings = {**planned, "model": slot.model, "prompt": slot.prompt, "seed": slot.params.get("seed"),
+                        "params": dict(slot.params), **dict(slot.extra or {})}
+            archive.append(ArchiveCell(settings, None, i, outcome="error", message=error or "",
+                                       label=name if blind else None))
+    return sheet, archive
+
+
+async def export_row(outputs: Path, kind: str, run_id: str, cells: tuple[list[SheetCell], list[ArchiveCell]], *,
+                     title: str, axis: Axis, settings: Mapping[str, Any], blind: bool = False) -> Exports:
+    """Draw a one-row contact sheet and write the ZIP into the run's own export folder, both served to the
+    page; a problem is said, and the images stay in History whatever happens here."""
+    sheet_cells, archive_cells = cells
+    try:
+        sheet = await build_sheet_async(sheet_cells, title=title, x=axis, settings=dict(settings), blind=blind)
+        archive = partial(grid_archive, archive_cells, outputs_folder=outputs, x=axis, sheet=sheet, blind=blind)
+        sheet_path, report = await asyncio.to_thread(save_sheet_and_archive, outputs, kind, run_id, sheet, archive)
+    except (OSError, ValueError) as err:
+        return Exports(problem=f"The contact sheet and ZIP could not be written ({err}); every image is in "
+                               "History all the same.")
+    return Exports(sheet_path, report.path)

@@ -17,15 +17,11 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 from flux_ui.client import GenerationRequest, GenerationResult, finite
 from flux_ui.errors import FluxError, ValidationError
 from flux_ui.exports import Axis
-from flux_ui.exports.archive import ArchiveCell, grid_archive
-from flux_ui.exports.sheet import SheetCell, build_sheet_async
 from flux_ui.grid import MAX_VARIATIONS, GridBase, plan_variations
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
@@ -237,15 +233,6 @@ async def api_answer(steps: AsyncIterator[Any]) -> tuple[list[tuple[str, str]], 
 
 # --- the contact sheet and the ZIP -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Exports:
-    """A run's contact sheet and ZIP (None when they could not be written: ``problem`` says why)."""
-
-    sheet: Path | None = None
-    archive: Path | None = None
-    problem: str | None = None
-
-
 def sheet_settings(variations: Variations) -> dict[str, Any]:
     """What the contact sheet carries: the run's group, model, prompt, parameters and seeds (no key)."""
     params = {k: v for k, v in variations.slots[0].params.items() if k != "seed"}
@@ -253,37 +240,11 @@ def sheet_settings(variations: Variations) -> dict[str, Any]:
             "model": variations.model, "prompt": variations.prompt, "params": params, "seeds": variations.seeds}
 
 
-def _cells(variations: Variations) -> tuple[list[SheetCell], list[ArchiveCell]]:
-    sheet, archive = [], []
+async def export(runtime: Runtime, variations: Variations) -> downloads.Exports:
+    """The run's contact sheet (one row of seeds) and ZIP, served to the page."""
     name = MODELS[variations.model].display_name
-    for i, slot in enumerate(variations.slots):
-        made = slot.generated
-        # ASCII: the sheet's font (Pillow's default) has no "×"
-        size = f"{made.result.info.width} x {made.result.info.height}" if made else ""
-        error = None if made else (slot.error or "not sent: the run was stopped")
-        sheet.append(SheetCell(i, image=Path(made.path) if made else None, caption=(name, size), error=error))
-        if made is not None:
-            archive.append(ArchiveCell(made.entry.settings, Path(made.path), i))
-        else:
-            planned = {"tab": variations.tab, "model": variations.model, "prompt": variations.prompt,
-                       "seed": slot.params["seed"], "params": dict(slot.params), **dict(slot.extra or {})}
-            archive.append(ArchiveCell(planned, None, i, outcome="error", message=error or ""))
-    return sheet, archive
-
-
-async def export(runtime: Runtime, variations: Variations) -> Exports:
-    """Draw the contact sheet (one row of seeds) and write the ZIP into the run's own folder under the
-    outputs folder, registered so the page can serve both; a problem is said, the images stay in History."""
-    axis = Axis("seed", tuple(map(str, variations.seeds)))
-    sheet_cells, archive_cells = _cells(variations)
-    try:
-        sheet = await build_sheet_async(sheet_cells, title=variations.prompt, x=axis,
-                                        settings=sheet_settings(variations))
-        folder = runtime.history.folder
-        archive = partial(grid_archive, archive_cells, outputs_folder=folder, x=axis, sheet=sheet)
-        sheet_path, report = await asyncio.to_thread(downloads.save_sheet_and_archive, folder, KIND, variations.id,
-                                                     sheet, archive)
-    except (OSError, ValueError) as err:
-        return Exports(problem=f"The contact sheet and ZIP could not be written ({err}); every image is in "
-                               "History all the same.")
-    return Exports(sheet_path, report.path)
+    planned = {"tab": variations.tab}
+    cells = downloads.row_cells(variations.slots, [name] * len(variations.slots), planned)
+    return await downloads.export_row(runtime.history.folder, KIND, variations.id, cells, title=variations.prompt,
+                                      axis=Axis("seed", tuple(map(str, variations.seeds))),
+                                      settings=sheet_settings(variations))
