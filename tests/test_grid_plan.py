@@ -59,7 +59,7 @@ def default_quotas() -> dict[str, Quota | None]:
 
 def test_axis_kinds_are_the_pseudo_axes_and_every_parameter_the_registry_has() -> None:
     kinds = axis_kinds()
-    assert kinds[:len(PSEUDO_AXES)] == ("model", "seed", "prompt", "size")
+    assert kinds[:len(PSEUDO_AXES)] == ("model", "seed", "prompt", "style", "size")
     names = {p.name for spec in MODELS.values() for p in spec.all_params} - {"seed", "width", "height"}
     assert set(kinds[len(PSEUDO_AXES):]) == names
     assert "guidance" in axis_kinds([FLEX]) and "guidance" not in axis_kinds([PRO])
@@ -476,3 +476,21 @@ def test_format_duration(seconds: float, text: str) -> None:
 def test_format_duration_refuses_nonsense(seconds: float) -> None:
     with pytest.raises(ValueError):
         format_duration(seconds)
+
+
+def test_a_style_axis_wraps_each_cells_prompt_and_sets_what_the_model_takes() -> None:
+    from flux_ui.styles import Style
+
+    styles = {"Noir": Style("Noir", "{prompt}, film noir", {"guidance": 7.0}),
+              "Pastel": Style("Pastel", "pastel drawing of {prompt}", {})}
+    base = GridBase("a cat", "FLUX.2-flex", {}, styles)
+    axes = [GridAxis.parse("style", "noir, Pastel", ["FLUX.2-flex"]),
+            GridAxis.parse("model", "FLUX.2-flex, FLUX.2-pro", ["FLUX.2-flex", "FLUX.2-pro"])]
+    plan = plan_grid(base, axes, ["FLUX.2-flex", "FLUX.2-pro"], random.Random(2))
+    flex_noir, pastel = plan.cell(0, 0), plan.cell(1, 0)
+    assert flex_noir.prompt == "a cat, film noir" and flex_noir.params["guidance"] == 7.0
+    assert pastel.prompt == "pastel drawing of a cat" and pastel.params["guidance"] != 7.0  # the model's default
+    pro_noir = plan.cell(0, 1)
+    assert pro_noir.sent and "guidance" not in pro_noir.params  # pro takes no guidance: the style's is left out
+    with pytest.raises(ValidationError, match="No saved style is called Sketch; saved styles: Noir, Pastel"):
+        plan_grid(base, [GridAxis.parse("style", "Sketch", ["FLUX.2-flex"])], ["FLUX.2-flex"], random.Random(2))

@@ -18,13 +18,13 @@ from flux_ui.client import snap_size
 from flux_ui.errors import ValidationError
 from flux_ui.registry import MODELS, AspectRatioSize, Mode, ModelSpec, Param, PixelSize, parse_aspect_ratio
 
-MODEL, SEED, PROMPT, SIZE = "model", "seed", "prompt", "size"
-PSEUDO_AXES = (MODEL, SEED, PROMPT, SIZE)
+MODEL, SEED, PROMPT, SIZE, STYLE = "model", "seed", "prompt", "size", "style"
+PSEUDO_AXES = (MODEL, SEED, PROMPT, STYLE, SIZE)
 #: At most this many values on one axis (the whole grid is bounded in flux_ui.grid.plan).
 MAX_VALUES = 16
 #: Parameters no axis names on its own: the seed and size pseudo-axes stand for them.
 _COVERED = frozenset({"seed", "width", "height"})
-_LABELS = {MODEL: "Model", SEED: "Seed", PROMPT: "Prompt S/R", SIZE: "Size"}
+_LABELS = {MODEL: "Model", SEED: "Seed", PROMPT: "Prompt S/R", STYLE: "Style", SIZE: "Size"}
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _RANGE = re.compile(
@@ -111,7 +111,7 @@ def parse_values(kind: str, text: str, models: Sequence[str]) -> list[AxisValue]
         values = [_model_id(item) for item in items]
     elif kind == SIZE:
         values = [_size(item) for item in items]
-    elif kind == PROMPT or (param is not None and param.kind == "text"):
+    elif kind in (PROMPT, STYLE) or (param is not None and param.kind == "text"):
         values = list(items)
     else:
         assert param is not None
@@ -138,7 +138,7 @@ def check_values(kind: str, values: Sequence[AxisValue], models: Sequence[str]) 
             _check_model(str(value), models)
     elif kind == SIZE:
         _check_sizes(values, _specs(models))
-    elif kind != PROMPT:
+    elif kind not in (PROMPT, STYLE):  # style names are the plan's to check, against the saved styles
         takers = _takers(kind, _specs(models))
         for value in values:
             _check_param_value(kind, value, takers)

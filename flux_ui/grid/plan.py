@@ -22,6 +22,7 @@ from flux_ui.grid.axes import (
     PROMPT,
     SEED,
     SIZE,
+    STYLE,
     AxisValue,
     axis_label,
     check_search_replace,
@@ -30,6 +31,7 @@ from flux_ui.grid.axes import (
     parse_values,
 )
 from flux_ui.registry import MODELS, SEED_MAX, AspectRatioSize, ModelSpec
+from flux_ui.styles import Style
 
 #: At most this many cells in one grid: each sent cell is a billed image.
 MAX_CELLS = 100
@@ -74,6 +76,7 @@ class GridBase:
     prompt: str
     model: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    styles: Mapping[str, Style] = field(default_factory=dict)  # the saved styles a style axis may name
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,8 @@ def plan_grid(base: GridBase, axes: Sequence[GridAxis], deployed: Sequence[str],
         check_values(axis.kind, axis.values, deployed if axis.kind == MODEL else in_play)
         if axis.kind == PROMPT:
             check_search_replace(base.prompt, axis.values)
+        if axis.kind == STYLE:
+            _check_styles(base, axis.values)
     seed = _shared_seed(base, axes, rng)
     ranges = [range(len(axis.values)) for axis in axes]
     cells = tuple(_plan_cell(base, axes, tuple(reversed(zyx)), seed, rng)
@@ -184,6 +189,18 @@ def plan_grid(base: GridBase, axes: Sequence[GridAxis], deployed: Sequence[str],
         raise ValidationError(f"Nothing in this grid can be sent: every cell is n/a. The first: {cells[0].na}",
                               field="axis")
     return GridPlan(axes, base, cells, seed)
+
+
+def _check_styles(base: GridBase, names: Sequence[Any]) -> None:
+    known = {name.lower(): name for name in base.styles}
+    missing = [str(n) for n in names if str(n).lower() not in known]
+    if missing:
+        saved = ", ".join(base.styles) or "none yet (make one in History, under Styles)"
+        raise ValidationError(f"No saved style is called {', '.join(missing)}; saved styles: {saved}.", field="style")
+
+
+def _style(base: GridBase, name: Any) -> Style:
+    return next(s for key, s in base.styles.items() if key.lower() == str(name).lower())
 
 
 def _check_shape(axes: Sequence[GridAxis]) -> None:
@@ -222,7 +239,7 @@ def _shared_seed(base: GridBase, axes: Sequence[GridAxis], rng: random.Random) -
 
 def _not_taken(spec: ModelSpec, kind: str) -> str | None:
     """Why a cell's model cannot take an axis (None when it can)."""
-    if kind in (MODEL, PROMPT):
+    if kind in (MODEL, PROMPT, STYLE):
         return None
     if kind == SIZE:
         if isinstance(spec.size, AspectRatioSize):
@@ -245,13 +262,16 @@ def _plan_cell(base: GridBase, axes: Sequence[GridAxis], xyz: tuple[int, ...], s
         search = str(next(axis for axis in axes if axis.kind == PROMPT).values[0])
         prompt = prompt.replace(search, str(chosen[PROMPT]))
     params: dict[str, Any] = {k: v for k, v in base.params.items() if spec.param(k) is not None}
+    if STYLE in chosen:  # the style wraps the prompt and sets what it sets; the other axes still win
+        prompt, styled, _ = _style(base, chosen[STYLE]).apply(prompt, model)
+        params.update(styled)
     if seed is not None and spec.param("seed") is not None:
         params["seed"] = seed
     na = next((why for kind in chosen if (why := _not_taken(spec, kind))), None)
     for kind, value in chosen.items():
         if kind == SIZE and isinstance(value, tuple):
             params["width"], params["height"] = value
-        elif kind not in (MODEL, PROMPT) and spec.param(kind) is not None:
+        elif kind not in (MODEL, PROMPT, STYLE) and spec.param(kind) is not None:
             params[kind] = value
     x, y, z = (*xyz, 0, 0)[:3]
     shown = tuple(format_value(axis.kind, axis.values[i]) for axis, i in zip(axes, xyz, strict=True))

@@ -28,6 +28,7 @@ from flux_ui.grid import Cell, Estimate, GridAxis, GridBase, GridPlan, estimate,
 from flux_ui.grid.axes import MODEL
 from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
+from flux_ui.styles import Style
 from flux_ui.ui.compare_run import pick_seed
 from flux_ui.ui.downloads import save_sheet_and_archive
 from flux_ui.ui.fanout import Fanout, Slot, run_fanout
@@ -120,8 +121,9 @@ def parse_axes(axes: Sequence[tuple[Any, Any]], base_model: Any, deployed: Seque
     return parsed
 
 
-def plan_form(deployed: Sequence[str], form: GridForm, rng: random.Random) -> GridPlan:
-    """The grid to send; ValidationError (nothing sent) for what no cell could fix."""
+def plan_form(deployed: Sequence[str], form: GridForm, rng: random.Random,
+              styles: Sequence[Style] = ()) -> GridPlan:
+    """The grid to send (a style axis naming ``styles``); ValidationError (nothing sent) for what no cell could fix."""
     if not isinstance(form.prompt, str) or not form.prompt.strip():
         raise ValidationError("The prompt is empty. Write a prompt first: every cell starts from it.", field="prompt")
     try:
@@ -130,7 +132,8 @@ def plan_form(deployed: Sequence[str], form: GridForm, rng: random.Random) -> Gr
         raise ValidationError(str(err), field="seed") from None
     base_model = form.model if isinstance(form.model, str) and form.model else (deployed[0] if deployed else "")
     axes = parse_axes(form.axes, base_model, deployed)
-    return plan_grid(GridBase(form.prompt, base_model, params), axes, deployed, rng)
+    base = GridBase(form.prompt, base_model, params, {s.name: s for s in styles})
+    return plan_grid(base, axes, deployed, rng)
 
 
 def grid_estimate(runtime: Runtime, plan: GridPlan) -> Estimate:

@@ -67,7 +67,7 @@ def _models(grid: Grid) -> list[str]:
 
 def prepare(runtime: Runtime, available: Sequence[str], form: GridForm) -> Grid:
     """The grid to send, planned and confirmed; ValidationError (nothing sent) when it cannot be."""
-    plan = plan_form(available, form, random.SystemRandom())
+    plan = plan_form(available, form, random.SystemRandom(), runtime.styles.styles())
     est = grid_estimate(runtime, plan)
     problem = confirmation_problem(est, form.confirm)
     if problem:

@@ -17,7 +17,7 @@ import gradio as gr
 
 from flux_ui.errors import ValidationError
 from flux_ui.grid import Cell, Estimate, GridPlan, format_duration
-from flux_ui.grid.axes import MODEL, PROMPT, SEED, SIZE
+from flux_ui.grid.axes import MODEL, PROMPT, SEED, SIZE, STYLE
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import progress
@@ -42,7 +42,8 @@ GALLERY_COLUMNS, GALLERY_ROWS, ROW_PX = 6, 3, 250
 #: Planned in place of an empty prompt, so the plan line shows the cost and time before there is one.
 STAND_IN = "a grid"
 _EXAMPLES = {MODEL: "FLUX.2-pro, FLUX.2-flex", SEED: "1, 2, 3", SIZE: "1024x1024, 1344x768, 768x1344",
-             PROMPT: "fox, owl, hare (the first is searched for in the prompt)"}
+             PROMPT: "fox, owl, hare (the first is searched for in the prompt)",
+             STYLE: "Film noir, Watercolour (styles saved in History, under Styles)"}
 
 
 # --- the form, as it is typed ----------------------------------------------------------------
@@ -96,7 +97,8 @@ def plan_line(runtime: Runtime, deployed: Sequence[str], form: GridForm) -> tupl
     """The line above Run: how many images, their cost and the time the quotas need; or what is wrong."""
     empty = not isinstance(form.prompt, str) or not form.prompt.strip()
     try:
-        plan = plan_form(deployed, replace(form, prompt=STAND_IN) if empty else form, random.Random(0))
+        plan = plan_form(deployed, replace(form, prompt=STAND_IN) if empty else form, random.Random(0),
+                         runtime.styles.styles())
     except ValidationError as err:
         return f"{PLAN_HEAD}: ⚠️ {inert(err)}", None
     est = grid_estimate(runtime, plan)
