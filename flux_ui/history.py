@@ -192,7 +192,7 @@ class History:
             )
 
     def list(self, model: str | None = None, text: str | None = None, limit: int = 200,
-             preview: int | None = None) -> list[Entry]:
+             preview: int | None = None, group: str | None = None) -> list[Entry]:
         """Newest first, optionally only one model's, or those whose prompt contains ``text``.
 
         With ``preview``, a longer prompt comes cut to its first ``preview`` characters and "…",
@@ -208,6 +208,9 @@ class History:
             query += " AND prompt LIKE ? ESCAPE '\\'"
             escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             args.append(f"%{escaped}%")
+        if group:  # the images one grid, run of variations or comparison made together
+            query += " AND json_extract(settings, '$.group.id') = ?"
+            args.append(group)
         query += " ORDER BY created DESC LIMIT ?"
         args.append(limit)
         with self._lock:

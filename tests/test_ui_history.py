@@ -228,3 +228,17 @@ async def test_download_all_zips_what_the_filters_show(runtime: Runtime, three: 
             assert entry is not None and zf.read(record["file"]) == entry.path.read_bytes()  # the originals
     nothing, message = _archive_of_filter(runtime.history, None, "no prompt has these words")
     assert nothing["visible"] is False and "Nothing to put in a ZIP" in message
+
+
+async def test_a_runs_images_are_shown_as_one_group(runtime: Runtime, three: list[Entry]) -> None:
+    from flux_ui.ui.history_listing import group_listing, group_of
+
+    extra = {"group": {"kind": "variations", "id": "f00dfeed" * 4, "index": 0}}
+    grouped = [(await handlers.generate(runtime, "FLUX.2-pro", "a moth at a lamp", {"seed": s}, extra=extra)).entry
+               for s in (1, 2)]
+    assert group_of(grouped[0]) == "f00dfeed" * 4 and group_of(three[0]) is None
+    found = group_listing(runtime.history, "f00dfeed" * 4)
+    assert found.ids == [grouped[1].id, grouped[0].id] and "The 2 image(s) of that run" in found.message
+    assert "Part of a run of variations" in details_of(grouped[0], "Text to image")
+    assert "Part of a" not in details_of(three[0], "Text to image")
+    assert runtime.history.list(group="no-such-run") == []

@@ -153,6 +153,22 @@ def created_text(created: float) -> str:
     return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S")
 
 
+GROUP_NAMES = {"grid": "grid", "variations": "run of variations", "comparison": "comparison"}
+
+
+def group_of(entry: Entry) -> str | None:
+    """The id of the run the image was made in (a grid, a run of variations), if any."""
+    group = entry.settings.get("group")
+    return str(group["id"]) if isinstance(group, dict) and group.get("id") else None
+
+
+def group_listing(history: History, group: str) -> Listing:
+    """The gallery of one run's images, newest first."""
+    entries = [e for e in history.list(group=group, limit=UI_LIMIT, preview=PREVIEW_CHARS) if e.path.is_file()]
+    return Listing([(str(e.path), caption_of(e)) for e in entries], [e.id for e in entries],
+                   f"The {len(entries)} image(s) of that run. **Refresh** shows every image again.")
+
+
 def details_of(entry: Entry, tab_name: str) -> str:
     """The selected image's settings as a person reads them (the prompt is shown in its own box)."""
     settings = entry.settings
@@ -168,6 +184,10 @@ def details_of(entry: Entry, tab_name: str) -> str:
     if isinstance(references, list) and references:
         lines.append(f"References: {len(references)} sent, in order; they are not stored, so reuse asks for "
                      "them again.")
+    group = settings.get("group")
+    if isinstance(group, dict) and group.get("kind") and group.get("id"):
+        lines.append(f"Part of a {inert(GROUP_NAMES.get(str(group['kind']), group['kind']))} "
+                     f"({inert_code(str(group['id'])[:8])}): **Show its group** lists the images made with it.")
     if settings.get("route"):
         route = ROUTE_NAMES.get(str(settings["route"]), str(settings["route"]))
         lines.append(f"Sent by {inert(route)} to deployment {inert(settings.get('deployment', entry.model))}")

@@ -31,6 +31,8 @@ from flux_ui.ui.history_listing import (
     PICK_FIRST,
     api_entries,
     details_of,
+    group_listing,
+    group_of,
     listing,
     model_filter_choices,
     tab_label,
@@ -58,6 +60,7 @@ class _Page:
     prompt_box: gr.Textbox
     reuse: gr.Button
     download: gr.DownloadButton
+    show_group: gr.Button
     reuse_status: gr.Markdown
     drop: gr.File
     drop_status: gr.Markdown
@@ -95,12 +98,13 @@ def _layout(history: History) -> _Page:
             with gr.Row():
                 reuse = gr.Button("Reuse settings", variant="primary", interactive=False, elem_id="history-reuse")
                 download = gr.DownloadButton("Download original", interactive=False, elem_id="history-download")
+                show_group = gr.Button("Show its group", interactive=False, elem_id="history-group")
             reuse_status = gr.Markdown("", elem_id="history-reuse-status", elem_classes=["flux-status"])
             drop = gr.File(label="Restore settings from a flux-ui image: drop it here", file_count="single",
                            type="filepath", height=120, elem_id="history-drop")
             drop_status = gr.Markdown("", elem_id="history-drop-status", elem_classes=["flux-status"])
     return _Page(model_filter, text_filter, refresh, take_all, archive, status, gallery, details, prompt_box, reuse,
-                 download, reuse_status, drop, drop_status, gr.State([]), gr.State(None))
+                 download, show_group, reuse_status, drop, drop_status, gr.State([]), gr.State(None))
 
 
 # --- wiring ---------------------------------------------------------------------------------------
@@ -157,14 +161,24 @@ def _wire_select(history: History, handles: list[TabHandle], labels: Mapping[str
         entry = history.get(shown[index]) if 0 <= index < len(shown) else None
         if entry is None or not evt.selected:
             return (PICK_FIRST, gr.update(visible=False), gr.update(interactive=False),
-                    gr.update(value=None, interactive=False), None, "")
+                    gr.update(value=None, interactive=False), None, "", gr.update(interactive=False))
         return (details_of(entry, tab_label(entry.tab, handles, labels)), gr.update(value=entry.prompt, visible=True),
                 gr.update(interactive=True), gr.update(value=str(entry.path), interactive=True,
                                                        label=f"Download {entry.format.upper()}"),
-                entry.id, "")
+                entry.id, "", gr.update(interactive=group_of(entry) is not None))
 
-    p.gallery.select(on_select, p.ids, [p.details, p.prompt_box, p.reuse, p.download, p.selected, p.reuse_status],
-                     api_visibility="private")
+    p.gallery.select(on_select, p.ids, [p.details, p.prompt_box, p.reuse, p.download, p.selected, p.reuse_status,
+                                        p.show_group], api_visibility="private")
+
+    def show_group(entry_id: str | None) -> tuple[Any, ...]:
+        entry = history.get(entry_id) if entry_id else None
+        group = group_of(entry) if entry else None
+        if group is None:
+            return gr.update(), gr.update(), "Pick an image made in a grid or a run of variations first."
+        found = group_listing(history, group)
+        return gr.Gallery(value=found.items, selected_index=None, preview=False), found.ids, found.message
+
+    p.show_group.click(show_group, p.selected, [p.gallery, p.ids, p.status], api_visibility="private")
 
 
 def _wire_reuse(runtime: Runtime, tabs: gr.Tabs, handles: list[TabHandle], labels: Mapping[str, str],
