@@ -242,3 +242,14 @@ async def test_a_runs_images_are_shown_as_one_group(runtime: Runtime, three: lis
     assert "Part of a run of variations" in details_of(grouped[0], "Text to image")
     assert "Part of a" not in details_of(three[0], "Text to image")
     assert runtime.history.list(group="no-such-run") == []
+
+
+async def test_a_comparison_is_one_group_too(runtime: Runtime) -> None:
+    from flux_ui.ui import compare_run
+    from flux_ui.ui.history_listing import group_listing, group_of
+
+    comp = await compare_run.compare(runtime, "two owls", ["FLUX.2-pro", "FLUX-1.1-pro"], "1:1", 5)
+    entries = [s.generated.entry for s in comp.slots if s.generated]
+    assert len(entries) == 2 and {group_of(e) for e in entries} == {comp.id}
+    assert sorted(group_listing(runtime.history, comp.id).ids) == sorted(e.id for e in entries)
+    assert "Part of a comparison" in details_of(entries[0], "Compare")

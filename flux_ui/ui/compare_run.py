@@ -141,6 +141,7 @@ class Comparison(Fanout):
     prompt: str
     seed: int
     shape: str
+    id: str = ""  # the History group its images are saved in
 
 
 def shared_format(models: Sequence[str]) -> str | None:
@@ -155,8 +156,10 @@ def comparison(prompt: str, models: Sequence[str], shape: str, seed: int, blind:
     one output format)."""
     fmt = shared_format(models) if blind else None
     same = {"output_format": fmt} if fmt else {}
-    slots = [Slot(m, prompt, {"seed": seed, **size_params(m, shape), **same}) for m in models]
-    return Comparison(slots=slots, prompt=prompt, seed=seed, shape=shape)
+    run_id = uuid.uuid4().hex
+    extra = {"group": {"kind": "comparison", "id": run_id}}
+    slots = [Slot(m, prompt, {"seed": seed, **size_params(m, shape), **same}, extra) for m in models]
+    return Comparison(slots=slots, prompt=prompt, seed=seed, shape=shape, id=run_id)
 
 
 async def run_comparison(runtime: Runtime, prompt: str, models: Sequence[str], shape: str,
@@ -178,7 +181,7 @@ async def export_comparison(runtime: Runtime, comp: Comparison, blind: bool) -> 
     if not blind:
         settings["models"] = [s.model for s in comp.slots]
     cells = downloads.row_cells(comp.slots, names, {"tab": TAB}, blind=blind)
-    return await downloads.export_row(runtime.history.folder, "compare", uuid.uuid4().hex, cells, title=comp.prompt,
+    return await downloads.export_row(runtime.history.folder, "compare", comp.id, cells, title=comp.prompt,
                                       axis=Axis("Image" if blind else "Model", tuple(names)), settings=settings,
                                       blind=blind)
 
