@@ -23,7 +23,7 @@ from flux_ui.runtime import Runtime
 from flux_ui.ui import downloads
 from flux_ui.ui.common import flag
 from flux_ui.ui.controls import SIZE_PRESETS
-from flux_ui.ui.fanout import Fanout, Slot, run_fanout
+from flux_ui.ui.fanout import Fanout, Slot, in_group, run_fanout
 
 TAB = "compare"
 MIN_MODELS, MAX_MODELS = 2, 5
@@ -157,7 +157,7 @@ def comparison(prompt: str, models: Sequence[str], shape: str, seed: int, blind:
     fmt = shared_format(models) if blind else None
     same = {"output_format": fmt} if fmt else {}
     run_id = uuid.uuid4().hex
-    extra = {"group": {"kind": "comparison", "id": run_id}}
+    extra = in_group("comparison", run_id)
     slots = [Slot(m, prompt, {"seed": seed, **size_params(m, shape), **same}, extra) for m in models]
     return Comparison(slots=slots, prompt=prompt, seed=seed, shape=shape, id=run_id)
 

@@ -20,6 +20,12 @@ from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
 
 
+def in_group(kind: str, run_id: str, **place: Any) -> dict[str, Any]:
+    """A slot's ``extra``: the run it belongs to (History lists a run's images by this id) and its place
+    in the run (a grid's cell, a variation's index)."""
+    return {"group": {"kind": kind, "id": run_id, **place}}
+
+
 @dataclass
 class Slot:
     """One request of a fan-out, filled in as it goes. A slot with ``na`` is never sent."""

@@ -31,7 +31,7 @@ from flux_ui.runtime import Runtime
 from flux_ui.styles import Style
 from flux_ui.ui.compare_run import pick_seed
 from flux_ui.ui.downloads import save_sheet_and_archive
-from flux_ui.ui.fanout import Fanout, Slot, run_fanout
+from flux_ui.ui.fanout import Fanout, Slot, in_group, run_fanout
 
 #: The tab each cell's image is saved under: every cell is a text-to-image request.
 TAB = "text-to-image"
@@ -174,9 +174,9 @@ def axes_record(plan: GridPlan, cell: Cell) -> list[dict[str, Any]]:
 def grid_run(plan: GridPlan, est: Estimate, run_id: str | None = None) -> Grid:
     """The grid to send: a slot per cell (an n/a cell's is never sent), each carrying its place in the grid."""
     grid_id = run_id or uuid.uuid4().hex
-    slots = [Slot(c.model, c.prompt, dict(c.params), na=c.na, extra={"group": {
-        "kind": GROUP_KIND, "id": grid_id, "cell": [c.x, c.y, c.z], "axes": axes_record(plan, c)}})
-        for c in plan.cells]
+    slots = [Slot(c.model, c.prompt, dict(c.params), na=c.na,
+                  extra=in_group(GROUP_KIND, grid_id, cell=[c.x, c.y, c.z], axes=axes_record(plan, c)))
+             for c in plan.cells]
     return Grid(slots=slots, plan=plan, estimate=est, id=grid_id)
 
 

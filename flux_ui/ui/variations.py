@@ -26,7 +26,7 @@ from flux_ui.grid import MAX_VARIATIONS, GridBase, plan_variations
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import downloads, handlers
-from flux_ui.ui.fanout import Fanout, Slot, run_fanout
+from flux_ui.ui.fanout import Fanout, Slot, in_group, run_fanout
 from flux_ui.ui.quota_gate import QuotaGate
 from flux_ui.ui.text import inert
 
@@ -92,7 +92,7 @@ def prepare(runtime: Runtime, model: str, prompt: str, params: Mapping[str, Any]
     cells = plan_variations(base, count, seed, consecutive, rng or random.SystemRandom())
     group = uuid.uuid4().hex
     slots = [Slot(model, prompt, {**params, "seed": cell.params["seed"]},
-                  extra={"group": {"kind": KIND, "id": group, "index": i}}) for i, cell in enumerate(cells)]
+                  extra=in_group(KIND, group, index=i)) for i, cell in enumerate(cells)]
     return Variations(slots=slots, id=group, tab=tab, model=model, prompt=prompt)
 
 
