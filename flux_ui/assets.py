@@ -12,6 +12,9 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = ASSETS / "examples"
 STYLE = ASSETS / "style.css"
 SHORTCUTS = ASSETS / "shortcuts.js"
+#: Every stylesheet and script the page loads, each concern in a file of its own, in name order.
+STYLESHEETS = tuple(sorted(ASSETS.glob("*.css")))
+SCRIPTS = tuple(sorted(ASSETS.glob("*.js")))
 LOGO = ASSETS / "logo.svg"
 
 

@@ -118,10 +118,11 @@ def test_layout_block_names_only_what_exists() -> None:
 
 
 def test_assets_are_the_ones_the_readme_lists() -> None:
-    from flux_ui.assets import EXAMPLES, LOGO, SHORTCUTS, STYLE
+    from flux_ui.assets import EXAMPLES, LOGO, SCRIPTS, SHORTCUTS, STYLE, STYLESHEETS
 
     assets_readme = (REPO / "assets" / "README.md").read_text()
-    for path in (LOGO, SHORTCUTS, STYLE, *sorted(EXAMPLES.iterdir())):
+    assert SHORTCUTS in SCRIPTS and STYLE in STYLESHEETS
+    for path in (LOGO, *SCRIPTS, *STYLESHEETS, *sorted(EXAMPLES.iterdir())):
         assert path.is_file() and f"`{path.relative_to(REPO / 'assets').as_posix()}`" in assets_readme, path
     photos = [p for p in EXAMPLES.iterdir() if p.suffix in {".png", ".jpg"}]
     assert len(photos) >= 3

@@ -19,7 +19,7 @@ import gradio as gr
 from fastapi import HTTPException
 
 from flux_ui import tally
-from flux_ui.assets import LOGO, SHORTCUTS, STYLE
+from flux_ui.assets import LOGO, SCRIPTS, STYLESHEETS
 from flux_ui.history import DB_NAME
 from flux_ui.hosts import is_loopback
 from flux_ui.settings import Settings
@@ -159,8 +159,8 @@ def login_page_context(request: Any, context: dict[str, Any], wall: Callable[[],
 
 def page_options() -> dict[str, Any]:
     """The page's look, from ``assets/``: theme, stylesheet, keyboard shortcuts and icon."""
-    return {"theme": THEME, "css_paths": [STYLE], "head": f"<script>\n{SHORTCUTS.read_text()}</script>",
-            "favicon_path": LOGO}
+    head = "".join(f"<script>\n{script.read_text()}</script>" for script in SCRIPTS)
+    return {"theme": THEME, "css_paths": list(STYLESHEETS), "head": head, "favicon_path": LOGO}
 
 
 def launch_options(settings: Settings, host: str, port: int, share: bool, mcp: bool,
