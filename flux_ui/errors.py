@@ -23,7 +23,13 @@
     ├── StorageError                the outputs folder cannot take an image
     │   ├── NoRoomError             too little free space: refused before sending
     │   └── NotSavedError           an image arrived but could not be written
-    └── BusyError                   flux-ui holds as many generations as it may: refused before sending
+    ├── BusyError                   flux-ui holds as many generations as it may: refused before sending
+    └── SafetyError                 Azure AI Content Safety kept a prompt from FLUX or a result from the page
+        ├── SafetyBlockedError      over the severity limit or on a blocklist; ``verdict`` says which category
+        └── SafetyUnavailableError  no verdict, and flux-ui fails closed (see FLUX_UI_SAFETY_FAIL_OPEN)
+            ├── SafetyStatusError       Content Safety answered 4xx/5xx (``status``, ``code``)
+            ├── SafetyTimeoutError      no answer in time
+            └── SafetyConnectionError   could not connect, or the connection dropped
 
 Every error says what happened to the money as fields, not only in words: ``sent`` (the
 request reached the service) and ``billed`` ("no", "maybe", "yes"). The client sets them
@@ -249,6 +255,48 @@ class BusyError(FluxError):
     refused before sending."""
 
 
+class SafetyError(FluxError):
+    """Content Safety stood between a prompt and FLUX, or between a result and the page. For a prompt
+    nothing was sent to FLUX (the defaults); for a result the image was made and billed, which
+    :mod:`flux_ui.safety` says by ``sent``/``billed`` and in the message."""
+
+
+class SafetyBlockedError(SafetyError):
+    """Content Safety judged the prompt or the image over the configured limit; ``verdict`` (a
+    :class:`flux_ui.safety.Verdict`) names the category, and ``quarantined`` is where a blocked
+    result was kept for the owner (None for a prompt)."""
+
+    def __init__(self, message: str, *, verdict: Any, quarantined: Path | None = None,
+                 sent: bool | None = None, billed: Billed | None = None) -> None:
+        super().__init__(message, sent=sent, billed=billed)
+        self.verdict = verdict
+        self.quarantined = quarantined
+
+
+class SafetyUnavailableError(SafetyError):
+    """Content Safety gave no verdict. Whether that refuses the prompt or image (fail closed, the
+    default) or lets it through is :meth:`flux_ui.settings_safety.SafetySettings.fails_open`'s call."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 quarantined: Path | None = None, sent: bool | None = None, billed: Billed | None = None) -> None:
+        super().__init__(message, sent=sent, billed=billed)
+        self.status = status
+        self.code = code
+        self.quarantined = quarantined
+
+
+class SafetyStatusError(SafetyUnavailableError):
+    """Content Safety answered with an error status (a bad key, a missing blocklist, an outage)."""
+
+
+class SafetyTimeoutError(SafetyUnavailableError):
+    """Content Safety did not answer within flux-ui's timeout."""
+
+
+class SafetyConnectionError(SafetyUnavailableError):
+    """Content Safety could not be reached, or the connection dropped before its answer."""
+
+
 def _redact_body(body: Any) -> Any:
     if isinstance(body, str):
         return redact(body)
@@ -257,3 +305,4 @@ def _redact_body(body: Any) -> Any:
     if isinstance(body, list):
         return [_redact_body(v) for v in body]
     return body
+

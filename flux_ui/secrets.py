@@ -3,7 +3,9 @@
 A key lives in a :class:`Secret`, whose str and repr are masked. Every secret ever wrapped
 is also remembered, so :func:`redact` can scrub text that came from elsewhere (a service
 error body that echoes a header, a traceback) and :class:`RedactingFilter` can do the same
-for every log record.
+for every log record. Every key flux-ui reads is wrapped or remembered as it is loaded: the
+Foundry key, each Azure ML endpoint's key, the Content Safety key (``CONTENT_SAFETY_KEY``, even
+while safety is off) and each Entra token as it arrives.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -24,6 +24,8 @@ from flux_ui.hosts import LOOPBACK_NAMES, emulator_endpoint_path
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS, ModelSpec, Route
 from flux_ui.secrets import Secret
+from flux_ui.settings_safety import VARIABLES as SAFETY_VARIABLES
+from flux_ui.settings_safety import SafetySettings, load_safety
 
 AuthMode = Literal["key", "entra"]
 KeyHeader = Literal["bearer", "api-key"]
@@ -62,7 +64,7 @@ _KEY_EXAMPLE = "abcd... (from the endpoint's Consume tab)"
 
 def variables() -> tuple[tuple[str, str, str, str], ...]:
     """Every setting: the fixed ones, with three for each model on its own Azure ML endpoint
-    (placed after the Foundry ones), named by the entry's ``endpoint_env``."""
+    (placed after the Foundry ones), named by the entry's ``endpoint_env``, then Content Safety's."""
     rows = list(_FIXED_VARIABLES)
     at = next(i for i, row in enumerate(rows) if row[0] == "FLUX_OUTPUT_DIR")
     for spec in MODELS.on_route(Route.AML):
@@ -73,7 +75,7 @@ def variables() -> tuple[tuple[str, str, str, str], ...]:
             (f"{prefix}_RPM", "(no pacing)", "30", f"Requests per minute the {spec.display_name} endpoint can take."),
         ]
         at += 3
-    return tuple(rows)
+    return (*rows, *SAFETY_VARIABLES)
 
 
 class SettingsError(FluxError):
@@ -108,6 +110,7 @@ class Settings:
     image_api_path: ImageApiPath = "deployment"
     endpoint: str | None = None
     logins: tuple[tuple[str, Secret], ...] = ()  # (user, password) pairs for the page and the API
+    safety: SafetySettings = field(default_factory=SafetySettings)  # Content Safety checks (flux_ui/settings_safety.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deployments", MappingProxyType(dict(self.deployments)))
@@ -126,7 +129,8 @@ class Settings:
             deployments[model_id] = Deployment(
                 spec, model_id, endpoint, "key", key, "bearer", quota, spec.default_tier
             )
-        return replace(self, mode="emulator", endpoint=base_url, deployments=deployments)
+        return replace(self, mode="emulator", endpoint=base_url, deployments=deployments,
+                       safety=self.safety.with_emulator(base_url, api_key))
 
 
 def _default_quota(spec: ModelSpec) -> Quota | None:
@@ -292,12 +296,14 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
     logins = _parse_logins(env.get("FLUX_UI_USERS", ""), problems)
     endpoint_vars = [f"{spec.endpoint_env}_ENDPOINT" for spec in MODELS.on_route(Route.AML)]
     configured = any(env.get(var) for var in ("AZURE_ENDPOINT", *endpoint_vars))
+    on_emulator = emulator == "on" or (emulator == "auto" and not configured)
+    safety = load_safety(env, problems, uses_emulator=on_emulator, check_url=_check_url)
 
-    if emulator == "on" or (emulator == "auto" and not configured):
+    if on_emulator:
         if problems:
             raise SettingsError(problems)
         return Settings(mode="emulator", deployments={}, output_dir=output_dir, api_version=api_version,
-                        logins=logins)
+                        logins=logins, safety=safety)
     if not configured:
         raise SettingsError([f"FLUX_EMULATOR=off but neither AZURE_ENDPOINT nor {' nor '.join(endpoint_vars)} is "
                              "set; for example AZURE_ENDPOINT=https://my-resource.services.ai.azure.com"])
@@ -309,7 +315,8 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
     if problems:
         raise SettingsError(problems)
     return Settings(mode="foundry", deployments=deployments, output_dir=output_dir, api_version=api_version,
-                    image_api_path=image_api_path, endpoint=endpoint, logins=logins)  # type: ignore[arg-type]
+                    image_api_path=image_api_path, endpoint=endpoint, logins=logins,
+                    safety=safety)  # type: ignore[arg-type]
 
 
 def _foundry_deployments(env: Mapping[str, str], key_header: str,

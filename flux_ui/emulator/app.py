@@ -8,6 +8,8 @@
 - ``POST /score`` (and ``/endpoints/<model>/score``), ``GET /``, ``GET /health``: models on an Azure ML endpoint (§4;
   :mod:`flux_ui.emulator.routes_aml`)
 - ``GET /v1/get_result?id=``: BFL-style polling, when ``bfl_style="polling"``
+- ``POST /contentsafety/text:analyze`` and ``/contentsafety/image:analyze``: Azure AI Content Safety
+  (:mod:`flux_ui.emulator.content_safety`)
 - ``GET /_emulator/delivery/<id>.<ext>``: signed result downloads
   (:mod:`flux_ui.emulator.routes_delivery`)
 - ``/_emulator/...``: inspection and control (see :mod:`flux_ui.emulator.control`)
@@ -28,6 +30,7 @@ from starlette.routing import Route
 from flux_ui.emulator import bodies
 from flux_ui.emulator.bodies import ApiError
 from flux_ui.emulator.config import EmulatorConfig
+from flux_ui.emulator.content_safety import image_analyze, text_analyze
 from flux_ui.emulator.control import control_routes
 from flux_ui.emulator.delivery import POLLING_PATH
 from flux_ui.emulator.faults import hide_injected_drops_from_uvicorn_log
@@ -98,6 +101,8 @@ def routes() -> list[Route]:
         Route("/score", logged("aml", schnell_score), methods=["POST"]),
         Route(emulator_endpoint_path("{model}"), logged("aml", schnell_score), methods=["POST"]),
         Route(POLLING_PATH, logged("poll", poll_result), methods=["GET"]),
+        Route("/contentsafety/text:analyze", logged("text:analyze", text_analyze), methods=["POST"]),
+        Route("/contentsafety/image:analyze", logged("image:analyze", image_analyze), methods=["POST"]),
         Route("/_emulator/delivery/{name}", logged("delivery", deliver), methods=["GET"]),
         *control_routes(),
     ]

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-AuthKind = Literal["bearer-key", "api-key", "entra", "none", "bad"]
+AuthKind = Literal["bearer-key", "api-key", "subscription-key", "entra", "none", "bad"]
 
 #: Audiences an Entra token for Foundry may carry (scope ``https://cognitiveservices.azure.com/.default``).
 COGNITIVE_SERVICES_AUDIENCES = ("https://cognitiveservices.azure.com", "https://cognitiveservices.azure.com/")
@@ -32,7 +32,7 @@ class AuthResult:
 
     @property
     def ok(self) -> bool:
-        return self.kind in ("bearer-key", "api-key", "entra")
+        return self.kind in ("bearer-key", "api-key", "subscription-key", "entra")
 
 
 def _key_matches(given: str, keys: Iterable[str]) -> bool:

@@ -16,12 +16,15 @@ from flux_ui.pacing import Quota
 
 FaultKind = Literal["latency", "status", "drop", "trickle", "empty", "refuse", "malformed", "expire_url"]
 FAULT_KINDS: tuple[str, ...] = ("latency", "status", "drop", "trickle", "empty", "refuse", "malformed", "expire_url")
-#: Routes a fault can be limited to. "poll" and "delivery" (result downloads) are opt-in: by default
-#: faults hit generation requests only.
-FAULT_ROUTES: tuple[str, ...] = ("bfl", "images/generations", "images/edits", "aml", "poll", "delivery")
+#: Routes a fault can be limited to. "poll", "delivery" (result downloads) and Content Safety's two
+#: routes are opt-in: by default faults hit generation requests only.
+FAULT_ROUTES: tuple[str, ...] = ("bfl", "images/generations", "images/edits", "aml", "poll", "delivery",
+                                 "text:analyze", "image:analyze")
 GENERATION_ROUTES: tuple[str, ...] = ("bfl", "images/generations", "images/edits", "aml")
 #: The key that makes a fault apply to every deployment.
 ALL_DEPLOYMENTS = "*"
+#: Content Safety's harm categories, as its API spells them (the emulator's own copy: it plays the service).
+SAFETY_CATEGORIES: tuple[str, ...] = ("Hate", "SelfHarm", "Sexual", "Violence")
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ class EmulatorConfig:
     keys, so they take ``control_token`` (empty: generate one) in the ``X-Emulator-Control-Token``
     header; only ``open_controls=True`` lets any loopback caller in without it, which the
     standalone ``python -m flux_ui.emulator`` does for its developer's scripts.
+    Content Safety (``/contentsafety/...``, :mod:`flux_ui.emulator.content_safety`): ``safety_words``
+    (word → (category, severity)) in a text give that severity; ``safety_blocklists`` (name → terms)
+    are the blocklists it knows; an image carrying the marker, which the renderer draws when a prompt
+    holds ``safety_marker_word``, gets ``safety_marker_verdict``. ``content_safety_key`` (None: the
+    Foundry key, following rotations) goes in ``Ocp-Apim-Subscription-Key``.
     """
 
     api_key: str = ""
@@ -146,6 +154,13 @@ class EmulatorConfig:
     results_limit: int = 256
     control_token: str = ""
     open_controls: bool = False
+    content_safety_key: str | None = None
+    safety_words: dict[str, tuple[str, int]] = field(default_factory=lambda: {
+        "safety-hate": ("Hate", 6), "safety-selfharm": ("SelfHarm", 6), "safety-sexual": ("Sexual", 6),
+        "safety-violence": ("Violence", 6), "mild-violence": ("Violence", 2)})
+    safety_blocklists: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"flux-ui-demo": ("blocked-term",)})
+    safety_marker_word: str = "safety-marker"
+    safety_marker_verdict: tuple[str, int] = ("Sexual", 6)
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -160,6 +175,9 @@ class EmulatorConfig:
             raise ValueError(f"refuse_style must be 'status' or 'finish_reason', not {self.refuse_style!r}")
         if self.polling_pending_polls < 0 or self.result_url_ttl_s <= 0 or self.log_limit < 1:
             raise ValueError("polling_pending_polls, result_url_ttl_s and log_limit must be positive")
+        for what, (category, severity) in [*self.safety_words.items(), ("the marker", self.safety_marker_verdict)]:
+            if category not in SAFETY_CATEGORIES or not 0 <= severity <= 7:
+                raise ValueError(f"{what!r} must give one of {', '.join(SAFETY_CATEGORIES)} and a severity 0-7")
 
     def __repr__(self) -> str:
         # The dataclass repr would print the keys and the control token; a config can end up in a

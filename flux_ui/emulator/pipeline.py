@@ -29,6 +29,7 @@ from flux_ui.emulator.faults import DroppedResponse, TrickleResponse
 from flux_ui.emulator.gates import quota_headers, rate_limited, refused_by_words, status_fault
 from flux_ui.emulator.render import CONTENT_TYPES, EXTENSIONS, OutputFormat, RenderRequest, render
 from flux_ui.emulator.requestlog import RequestRecord
+from flux_ui.emulator.safety_marker import asks_for_marker
 from flux_ui.emulator.state import EmulatorState
 from flux_ui.emulator.validation.common import Plan
 
@@ -179,8 +180,9 @@ async def _render(job: _Job, ending: ResultEnding) -> _Result:
     image = b""
     if ending is not ResultEnding.EMPTY:
         spec = plan.spec
+        marker = asks_for_marker(plan.prompt, job.state.config.safety_marker_word)
         render_request = RenderRequest(spec.id, spec.display_name, plan.prompt, seed, plan.width, plan.height, fmt,
-                                       plan.references)
+                                       plan.references, marker)
         image = await run_in_threadpool(render, render_request)
         job.record.output = {"width": plan.width, "height": plan.height, "format": fmt, "seed": seed}
     return _Result(image, fmt, seed, ending)

@@ -26,6 +26,7 @@ from typing import Literal
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from flux_ui.emulator.references import Reference
+from flux_ui.emulator.safety_marker import draw_marker
 
 OutputFormat = Literal["jpeg", "png", "webp"]
 BANNER = "SYNTHETIC — flux-ui emulator"
@@ -49,6 +50,7 @@ class RenderRequest:
     height: int
     output_format: OutputFormat
     references: tuple[Reference, ...] = ()
+    safety_marker: bool = False  # the Content Safety marker (safety_marker.py), asked for by a prompt word
 
 
 #: A system font with wide coverage (accents, ×, —) when the machine has one; Pillow's built-in
@@ -270,6 +272,8 @@ def render_image(req: RenderRequest) -> Image.Image:
 
     if req.references:
         _draw_references(img, draw, req.references)
+    if req.safety_marker:
+        draw_marker(img)
     return img
 
 

@@ -43,7 +43,7 @@ class EmulatorState:
         self._api_key = config.api_key
         self._schnell_key = config.schnell_key
         # Every key ever valid, so the log can scrub one a client keeps sending after a rotation.
-        self._all_keys: list[str] = [k for k in (config.api_key, config.schnell_key) if k]
+        self._all_keys: list[str] = [k for k in (config.api_key, config.schnell_key, config.content_safety_key) if k]
         self.deployments: dict[str, str] = {}
         if config.default_deployments:
             self.deployments.update({m: m for m in MODELS.foundry})
@@ -67,6 +67,10 @@ class EmulatorState:
     def schnell_keys(self) -> tuple[str, ...]:
         with self._lock:
             return (self._schnell_key or self._api_key,)
+
+    def content_safety_keys(self) -> tuple[str, ...]:
+        with self._lock:
+            return (self.config.content_safety_key or self._api_key,)
 
     @property
     def api_key(self) -> str:
