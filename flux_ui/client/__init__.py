@@ -21,6 +21,7 @@ from flux_ui.client.validation import (
     snap_size,
     validate,
 )
+from flux_ui.client.wire import ProbeAnswer
 
 __all__ = [
     "COMMITTED_STAGES",
@@ -28,6 +29,7 @@ __all__ = [
     "FoundryClient",
     "GenerationRequest",
     "GenerationResult",
+    "ProbeAnswer",
     "ProgressEvent",
     "Stage",
     "Timings",

@@ -30,11 +30,19 @@ import httpx
 from flux_ui.client.auth import Auth, EntraAuth, KeyAuth, TokenCredential
 from flux_ui.client.deadline import Click, told
 from flux_ui.client.events import Progress, ProgressEvent
+from flux_ui.client.failures import AttemptFailed
 from flux_ui.client.results import POLL_INTERVAL_S
-from flux_ui.client.retry import MAX_RETRIES, RETRY_AFTER_CAP_S
+from flux_ui.client.retry import MAX_RETRIES, RETRY_AFTER_CAP_S, parse_retry_after
 from flux_ui.client.sending import AttemptSender
 from flux_ui.client.validation import GenerationRequest, ValidatedRequest, model_id_text, unknown_model, validate
-from flux_ui.client.wire import WireRequest, build_request, summarise_image
+from flux_ui.client.wire import (
+    ProbeAnswer,
+    WireRequest,
+    build_request,
+    error_from_response,
+    probe_request,
+    summarise_image,
+)
 from flux_ui.errors import FluxError, ValidationError
 from flux_ui.images import ImageInfo, PreparedImage, prepare_references
 from flux_ui.pacing import Pacer, PacerStatus
@@ -123,8 +131,12 @@ class FoundryClient(AttemptSender):
         clock: Callable[[], float] = time.monotonic,
         send_floor_s: float | Mapping[Route, float] | None = None,
         service_timeout_s: float = SERVICE_TIMEOUT_S,
+        on_response: Callable[[httpx.Response], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Sees every answer (requests, polls, downloads) as it arrives: the doctor reports from it
+        # what the service did where the contract leaves it open. It must not raise.
+        self._on_response = on_response
         self._rng = rng or random.Random()
         self._deadline_s = deadline_s
         self._service_timeout = service_timeout_s
@@ -203,6 +215,29 @@ class FoundryClient(AttemptSender):
         progress.emit("done", f"Done in {total:.1f} s", attempts)
         return _result(deployment, checked, prepared, wire, image, info, answer_meta, attempts,
                        Timings(prepare_s=prepare_s, total_s=total, **stats))
+
+    async def probe(self, model_id: str, route: Route, timeout_s: float = 20.0) -> ProbeAnswer:
+        """Ask a deployment something it refuses before generating (:func:`~flux_ui.client.wire.probe_request`):
+        whether the endpoint answers, the credential is taken and the deployment is there, billing nothing.
+
+        Raises ValidationError for a model this installation does not offer, AuthenticationError when no
+        Entra token can be had, ServiceConnectionError or ServiceTimeoutError when no answer comes.
+        """
+        deployment = self._deployment(model_id)
+        wire = probe_request(deployment, route, api_version=self.settings.api_version,
+                             image_api_path=self.settings.image_api_path)
+        headers = {**wire.headers, **await self._auth[deployment.model.id].headers()}
+        start = self._clock()
+        try:
+            response = await self._request(wire.method, wire.url, params=wire.query, content=wire.content,
+                                           data=wire.form, files=wire.files, headers=headers, timeout=timeout_s)
+        except AttemptFailed as failed:
+            raise failed.error from None
+        error = None
+        if response.status_code >= 400:
+            error = error_from_response(deployment, route, response.status_code, response.content,
+                                        parse_retry_after(response.headers))
+        return ProbeAnswer(response.status_code, error, self._clock() - start)
 
     async def aclose(self) -> None:
         await self._http.aclose()

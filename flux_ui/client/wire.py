@@ -279,3 +279,50 @@ def error_from_response(
         return ServerError(f"The service had an internal problem (HTTP {status}).{quoted} It is usually brief: "
                            "try again in a moment.", **kw)
     return ServiceError(f"The service answered HTTP {status}.{quoted}", **kw)
+
+
+#: A 16×16 grey PNG: the input image a probe of images/edits carries (an edit without one is refused
+#: before the deployment is even looked up, which would tell nothing).
+_PROBE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAAAAAA6mKC9AAAAEUlEQVR42mNsYEAFTAwjWgAAmZAAoFDIQrAAAAAASUVORK5CYII="
+)
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """How a deployment answered a probe (:func:`probe_request`): its status, and the typed error (in the
+    client's words, with what to do) for an error status."""
+
+    status: int
+    error: ServiceError | None
+    elapsed_s: float
+
+
+def probe_request(deployment: Deployment, route: Route, *, api_version: str, image_api_path: str) -> WireRequest:
+    """The route's request made so that the service refuses it before generating: no prompt, and on the
+    BFL route a ``safety_tolerance`` above its documented maximum (1.1-pro's prompt is optional), on the
+    Image API ``n: 0`` (either fault alone is refused).
+
+    The service checks the credential (401/403) and finds the deployment (404) before it validates the
+    body (400/422), so the answer tells those apart without an image made or billed (the doctor's check).
+    Azure ML's inference toolkit refuses a body without ``inputs`` (its prompt) with 400 likewise.
+    """
+    spec = deployment.model
+    refs = [PreparedImage(_PROBE_PNG, "png", 16, 16, "PNG", 16, 16, len(_PROBE_PNG), ())] if (
+        route is Route.IMAGES_EDITS) else []
+    wire = build_request(deployment, route, "", {}, refs, api_version=api_version, image_api_path=image_api_path,
+                         size=None)
+    if route is Route.IMAGES_EDITS:
+        assert wire.form is not None
+        form = {k: v for k, v in wire.form.items() if k != "prompt"} | {"n": "0"}
+        return WireRequest(wire.method, wire.url, wire.query, form=form, files=wire.files, shown=form)
+    assert wire.json_body is not None
+    body = {k: v for k, v in wire.json_body.items() if k not in ("prompt", "inputs")}
+    if route is Route.BFL:
+        safety = spec.param("safety_tolerance")
+        if safety is not None and safety.widest_maximum is not None:
+            body["safety_tolerance"] = int(safety.widest_maximum) + 1
+    elif route is Route.IMAGES_GENERATIONS:
+        body["n"] = 0
+    headers = {k: v for k, v in wire.headers.items() if k.lower() != "content-type"}
+    return WireRequest(wire.method, wire.url, wire.query, json_body=body, headers=headers, shown=body)
