@@ -1,10 +1,14 @@
-"""Every generated image, on disk and indexed, before anyone sees it.
+"""Every generated image, on disk and indexed, before anyone sees it; and the images it was made from.
 
 Files are written whole (temporary name, fsync, rename) and only then indexed in SQLite,
 so a crash can leave an unlisted temporary file but never a listed partial one. The
 parameters travel inside each file too (PNG text chunks, JPEG EXIF/XMP), so an image
 dropped back into flux-ui restores its settings even without the database, and an image
-a crash left renamed into place but not indexed is indexed from them when the folder opens.
+a crash left renamed into place but not indexed is indexed from them when the folder opens
+(:mod:`flux_ui.history_recovery`). The request's input images are stored once each by
+content (:mod:`flux_ui.history_inputs`); files are named by what they show
+(:mod:`flux_ui.history_names`). A delete records a tombstone before it removes anything, so
+no crash brings a deleted image back.
 """
 
 from __future__ import annotations
@@ -12,50 +16,33 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import re
 import shutil
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flux_ui import durable, history_inputs, history_recovery
 from flux_ui.client import GenerationResult
 from flux_ui.errors import FluxError, NoRoomError, NotSavedError
-from flux_ui.images import embed_metadata, inspect_image, read_metadata
+from flux_ui.history_index import DB_NAME, SCHEMA, Filters, columns, knows_file
+from flux_ui.history_names import entry_id, saved_name
+from flux_ui.history_recovery import STALE_TEMP_S
+from flux_ui.images import embed_metadata
 from flux_ui.registry import ModelSpec
 
+__all__ = ["DB_NAME", "STALE_TEMP_S", "Entry", "Filters", "History", "OutputsFolderError", "knows_file",
+           "settings_of"]
 log = logging.getLogger("flux_ui.history")
-DB_NAME = "history.sqlite3"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    tab TEXT NOT NULL,
-    model TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    seed INTEGER,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    format TEXT NOT NULL,
-    path TEXT NOT NULL,
-    settings TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS images_created ON images (created DESC);
-"""
-#: A save takes milliseconds: a temporary file this old was left by one that died.
-STALE_TEMP_S = 600.0
 #: Free space the outputs folder must have before a request is sent: this many times the largest
 #: file the model can return (the file, its temporary copy, SQLite's journal, other writers).
 ROOM_FACTOR = 4
 #: The largest file per pixel a model can return: an RGBA PNG of noise barely compresses.
 WORST_BYTES_PER_PIXEL = 4
-_DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
-_SAVED_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}\.(?:jpg|png|webp)")
 
 
 class OutputsFolderError(FluxError):
@@ -74,7 +61,7 @@ class OutputsFolderError(FluxError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One saved image and the settings that made it."""
+    """One saved image, the settings that made it, and the input images it was made from (in order)."""
 
     id: str
     created: float
@@ -87,6 +74,8 @@ class Entry:
     format: str
     path: Path
     settings: Mapping[str, Any]  # what "reuse settings" loads back
+    inputs: tuple[Path, ...] = ()  # the stored reference / input images, in the order sent
+    favourite: bool = False
 
 
 def settings_of(result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -122,7 +111,7 @@ class History:
             self._db = self._open()
         except (OSError, sqlite3.Error) as err:
             raise OutputsFolderError(self.folder, err) from None
-        self._recover()
+        history_recovery.recover(self)
 
     def _open(self) -> sqlite3.Connection:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -130,11 +119,28 @@ class History:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + history_inputs.SCHEMA)
         except sqlite3.Error:
             db.close()
             raise
         return db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (another flux-ui on the folder waits, and is waited for)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(query, args).fetchall()
 
     def check_room(self, spec: ModelSpec) -> None:
         """Refuse (NoRoomError, before anything is sent) when the outputs folder has too little free space
@@ -151,154 +157,141 @@ class History:
                 "so that the image you pay for can be saved. Free some space there, or set FLUX_OUTPUT_DIR to a "
                 "folder on a bigger disk and start flux-ui again.", folder=self.folder)
 
-    def save(self, result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None) -> Entry:
-        """Write the image with its settings embedded, then index it; returns the entry.
+    def save(self, result: GenerationResult, tab: str, extra: Mapping[str, Any] | None = None,
+             inputs: Sequence[bytes] = ()) -> Entry:
+        """Write the request's input images (each once by content), then the image with its settings
+        embedded, then index both; returns the entry.
 
-        NotSavedError when the disk refuses (no partial file is left); ``placed`` when the file is whole
-        but the index could not take it (it is listed when the folder next opens, see :meth:`_recover`).
+        NotSavedError when the disk refuses the image (no partial file is left); ``placed`` when the file
+        is whole but the index could not take it (it is listed when the folder next opens). Inputs the
+        disk refuses are left out (the image matters more), and the log says so.
         """
         created = time.time()
-        entry_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + "-" + uuid.uuid4().hex[:8]
+        tail = uuid.uuid4().hex[:8]
+        stored = self._store_inputs(history_inputs.prepare(inputs))
         settings = settings_of(result, tab, extra)
+        if stored:
+            settings["inputs"] = [i.name for i in stored]
         data = _labelled(result.image, settings)
         day = self.folder / time.strftime("%Y-%m-%d", time.localtime(created))
-        path = day / f"{entry_id}.{'jpg' if result.format == 'jpeg' else result.format}"
+        path = day / saved_name(created, tail, result.model, result.prompt, result.seed, result.format)
         try:
             day.mkdir(exist_ok=True)
-            _write_whole(path, data)
+            durable.write_whole(path, data)
         except OSError as err:
             raise NotSavedError(self._not_saved(err), folder=self.folder) from err
-        entry = Entry(entry_id, created, tab, result.model, result.prompt, result.seed, result.info.width,
-                      result.info.height, result.format, path, settings)
+        entry = Entry(entry_id(created, tail), created, tab, result.model, result.prompt, result.seed,
+                      result.info.width, result.info.height, result.format, path, settings,
+                      tuple(self.folder / i.file for i in stored))
         try:
             # REPLACE: another flux-ui opening this folder may have indexed the file from its embedded
             # settings between the rename and here; this row, with the full prompt, wins.
-            self._index(entry, "REPLACE")
-        except sqlite3.Error as err:
+            with self._transaction() as db:
+                self._index(db, entry, "REPLACE")
+                history_inputs.link(db, self.folder, entry.id, stored, durable.write_whole)
+        except (sqlite3.Error, OSError) as err:
             raise NotSavedError(self._not_saved(err), folder=self.folder, placed=path) from err
         return entry
+
+    def _store_inputs(self, inputs: list[history_inputs.Input]) -> list[history_inputs.Input]:
+        try:
+            history_inputs.place(self.folder, inputs, durable.write_whole)
+        except OSError as err:
+            log.warning("the %d input image(s) of an image could not be stored (%s): it is saved without them",
+                        len(inputs), getattr(err, "strerror", None) or err)
+            return []
+        return inputs
 
     def _not_saved(self, err: Exception) -> str:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         return f"The image could not be saved in the outputs folder {self.folder} ({reason}), so it is not in History."
 
-    def _index(self, entry: Entry, on_conflict: str) -> None:
-        with self._lock:
-            self._db.execute(
-                f"INSERT OR {on_conflict} INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.id, entry.created, entry.tab, entry.model, entry.prompt, entry.seed, entry.width, entry.height,
-                 entry.format, str(entry.path.relative_to(self.folder)),
-                 json.dumps(entry.settings, ensure_ascii=False)),
-            )
+    def _index(self, db: sqlite3.Connection, entry: Entry, on_conflict: str) -> bool:
+        """One row (inside the caller's transaction), unless the path was deleted; whether it went in."""
+        relative = str(entry.path.relative_to(self.folder))
+        cursor = db.execute(
+            f"INSERT OR {on_conflict} INTO images SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM deleted WHERE path = ?)",
+            (entry.id, entry.created, entry.tab, entry.model, entry.prompt, entry.seed, entry.width, entry.height,
+             entry.format, relative, json.dumps(entry.settings, ensure_ascii=False), relative),
+        )
+        return cursor.rowcount > 0
 
     def list(self, model: str | None = None, text: str | None = None, limit: int = 200,
-             preview: int | None = None, group: str | None = None) -> list[Entry]:
-        """Newest first, optionally only one model's, or those whose prompt contains ``text``.
+             preview: int | None = None, group: str | None = None, favourites: bool = False,
+             offset: int = 0) -> list[Entry]:
+        """Newest first, optionally only one model's, those whose prompt contains ``text``, one run's
+        (``group``) or the favourites; ``offset`` skips that many (a later page).
 
         With ``preview``, a longer prompt comes cut to its first ``preview`` characters and "…",
         in the entry and in its settings (which then say ``prompt_truncated``), cut by SQLite: a
         listing never carries a whole long prompt into Python, and :meth:`get` still has it.
         """
-        query = f"SELECT {_columns(preview)} FROM images WHERE 1=1"
-        args: list[Any] = []
-        if model:
-            query += " AND model = ?"
-            args.append(model)
-        if text and text.strip():
-            query += " AND prompt LIKE ? ESCAPE '\\'"
-            escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{escaped}%")
-        if group:  # the images one grid, run of variations or comparison made together
-            query += " AND json_extract(settings, '$.group.id') = ?"
-            args.append(group)
-        query += " ORDER BY created DESC LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(query, args).fetchall()
-        return [self._entry(row) for row in rows]
+        where, args = Filters(model, text, group, favourites).where()
+        rows = self._read(f"SELECT {columns(preview)} FROM images WHERE {where} "
+                          "ORDER BY created DESC, id DESC LIMIT ? OFFSET ?", [*args, limit, max(0, offset)])
+        return self._entries(rows)
+
+    def count(self, model: str | None = None, text: str | None = None, group: str | None = None,
+              favourites: bool = False) -> int:
+        """How many entries :meth:`list` would page through with these filters."""
+        where, args = Filters(model, text, group, favourites).where()
+        return int(self._read(f"SELECT COUNT(*) FROM images WHERE {where}", args)[0][0])
+
+    def position(self, entry_id: str) -> int | None:
+        """How many entries come before this one, newest first and unfiltered (None: no such entry)."""
+        rows = self._read("SELECT (SELECT COUNT(*) FROM images WHERE created > t.created OR (created = t.created "
+                          "AND id > t.id)) FROM images AS t WHERE t.id = ?", (entry_id,))
+        return int(rows[0][0]) if rows else None
 
     def get(self, entry_id: str) -> Entry | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM images WHERE id = ?", (entry_id,)).fetchone()
-        return self._entry(row) if row else None
+        rows = self._read(f"SELECT {columns(None)} FROM images WHERE id = ?", (entry_id,))
+        return self._entries(rows)[0] if rows else None
+
+    def favourite(self, entry_id: str, on: bool) -> Entry | None:
+        """Star (``on``) or unstar an entry; returns it as it now is (None: no such entry)."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM images WHERE id = ?", (entry_id,)).fetchone() is None:
+                return None
+            if on:
+                db.execute("INSERT OR IGNORE INTO favourites VALUES (?, ?)", (entry_id, time.time()))
+            else:
+                db.execute("DELETE FROM favourites WHERE entry = ?", (entry_id,))
+        return self.get(entry_id)
+
+    def delete(self, entry_id: str) -> Entry | None:
+        """Remove an entry: its row (with a tombstone), then its file, then its inputs no other entry uses.
+
+        Returns the entry deleted (None: no such entry). Each step is durable before the next, and
+        :func:`flux_ui.history_recovery.recover` finishes one a crash interrupted, so a deleted image is
+        never listed again, nor listed while its file is gone.
+        """
+        entry = self.get(entry_id)
+        if entry is None:
+            return None
+        relative = str(entry.path.relative_to(self.folder))
+        with self._transaction() as db:
+            files = [row[0] for row in db.execute("SELECT file FROM inputs WHERE entry = ?", (entry_id,))]
+            history_recovery.bury(db, entry_id, relative)
+        durable.remove_durably(entry.path)
+        with self._transaction() as db:
+            history_inputs.remove_unused(db, self.folder, files)
+            db.execute("DELETE FROM deleted WHERE path = ?", (relative,))
+        return entry
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def _recover(self) -> None:
-        """Finish what killed saves left: index whole images that missed the index, delete old temporaries.
-
-        A save renames its file into place before indexing it, so a kill between the two leaves a
-        whole, labelled image (a billed one) that no list would show.
-        """
+    def _entries(self, rows: Sequence[tuple[Any, ...]]) -> list[Entry]:
         with self._lock:
-            indexed = {row[0] for row in self._db.execute("SELECT path FROM images")}
-        now = time.time()
-        for day in self.folder.iterdir():
-            if not (_DAY_NAME.fullmatch(day.name) and day.is_dir()):
-                continue
-            for path in day.iterdir():
-                try:  # another flux-ui on this folder may be saving or sweeping meanwhile
-                    if path.name.startswith(".") and path.name.endswith(".tmp"):
-                        if now - path.stat().st_mtime > STALE_TEMP_S:
-                            path.unlink(missing_ok=True)
-                    elif _SAVED_NAME.fullmatch(path.name) and f"{day.name}/{path.name}" not in indexed:
-                        self._adopt(path)
-                except FileNotFoundError:
-                    continue
-
-    def _adopt(self, path: Path) -> None:
-        data = path.read_bytes()
-        settings = read_metadata(data)
-        try:
-            info = inspect_image(data)
-        except ValueError:
-            info = None
-        if info is None or not settings or settings.get("generator") != "flux-ui":
-            log.warning("%s is in the outputs folder but is not a whole flux-ui image; left unlisted", path.name)
-            return
-        seed = settings.get("seed")
-        self._index(Entry(path.stem, path.stat().st_mtime, str(settings.get("tab", "")), str(settings.get("model", "")),
-                          str(settings.get("prompt", "")), seed if isinstance(seed, int) else None, info.width,
-                          info.height, info.format, path, settings), "IGNORE")
-        log.info("indexed %s: it was saved whole but not indexed when flux-ui last stopped", path.name)
-
-    def _entry(self, row: tuple[Any, ...]) -> Entry:
-        id_, created, tab, model, prompt, seed, width, height, fmt, path, settings = row
-        return Entry(id_, created, tab, model, prompt, seed, width, height, fmt, self.folder / path,
-                     json.loads(settings))
-
-
-def knows_file(folder: Path, relative: str) -> bool:
-    """Whether the index in ``folder`` lists the file at ``relative`` (as History stores it: the
-    path inside the folder). The web edge asks this before it serves a file from the outputs folder,
-    so that only images flux-ui wrote are served there. Read-only, on a short connection of its own:
-    it needs no History object, sees what another flux-ui on the same folder indexed, and any
-    failure (no index yet, no file descriptor left) answers False, which refuses the file."""
-    database = Path(folder) / DB_NAME
-    try:
-        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
-    except (OSError, ValueError, sqlite3.Error):
-        return False
-    try:
-        return db.execute("SELECT 1 FROM images WHERE path = ? LIMIT 1", (relative,)).fetchone() is not None
-    except sqlite3.Error:
-        return False
-    finally:
-        db.close()
-
-
-def _columns(preview: int | None) -> str:
-    """The images columns, in order, with the prompt and the settings' copy of it cut to ``preview``."""
-    if preview is None:
-        return "*"
-    n = int(preview)
-    long = f"length(prompt) > {n}"
-    cut = f"substr(prompt, 1, {n}) || '…'"
-    return (f"id, created, tab, model, CASE WHEN {long} THEN {cut} ELSE prompt END, seed, width, height, format, "
-            f"path, CASE WHEN {long} THEN json_set(settings, '$.prompt', {cut}, '$.prompt_truncated', json('true')) "
-            "ELSE settings END")
+            inputs = history_inputs.files_of(self._db, self.folder, [row[0] for row in rows])
+        entries = []
+        for row in rows:
+            id_, created, tab, model, prompt, seed, width, height, fmt, path, settings, starred = row
+            entries.append(Entry(id_, created, tab, model, prompt, seed, width, height, fmt, self.folder / path,
+                                 json.loads(settings), inputs.get(id_, ()), bool(starred)))
+        return entries
 
 
 #: A JPEG metadata segment holds 64 KB; a FLUX.2 prompt may be longer. The file then
@@ -316,26 +309,6 @@ def _labelled(image: bytes, settings: Mapping[str, Any]) -> bytes:
         except ValueError:
             log.warning("saved an image without embedded settings: they do not fit in its metadata")
             return image
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    """Temporary name, fsync, rename; a write that fails (a full disk) removes its partial temporary."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def largest_image_bytes(spec: ModelSpec) -> int:

@@ -10,7 +10,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_fixtures import AppUnderTest
+from app_fixtures import AppUnderTest, raw_get
+from conftest import SAMPLES
 from flux_ui.images import read_metadata
 
 MADE = [("FLUX.2-pro", "an orange tram at night", 101, "jpeg"),
@@ -71,3 +72,35 @@ def test_history_is_documented_with_real_parameter_names(client: Client) -> None
     assert [p["parameter_name"] for p in info["parameters"]] == ["model", "text", "limit"]
     assert info["parameters"][2]["parameter_default"] == 50
     assert "newest first" in info["description"]
+
+
+@pytest.mark.parametrize("wrong", [0, -1, 501, 100_000])
+def test_history_refuses_a_limit_out_of_range_and_states_the_range(client: Client, wrong: int) -> None:
+    with pytest.raises(AppError, match=rf"limit must be a whole number of entries from 1 to 500; got {wrong}\."):
+        client.predict(limit=wrong, api_name="/history")
+
+
+def test_history_takes_the_whole_range(app: AppUnderTest, client: Client) -> None:
+    assert len(client.predict(limit=1, api_name="/history")[0]) == 1
+    assert len(client.predict(limit=500, api_name="/history")[0]) == app.runtime.history.count() >= len(MADE)
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/history"]
+    assert "from 1 to 500" in info["description"]
+
+
+def test_stored_inputs_are_served_and_nothing_else_beside_them(app: AppUnderTest, client: Client) -> None:
+    """The page shows an entry's input images from the outputs folder: the file gate serves those (flux-ui
+    wrote them and the index lists them) and still refuses any other file put there."""
+    from gradio_client import handle_file
+
+    client.predict(model="FLUX.2-pro", prompt="the cat", references=[handle_file(SAMPLES / "chelsea.png")],
+                   randomize_seed=False, seed=9, api_name="/edit")
+    entry = app.runtime.history.list(limit=1)[0]
+    assert len(entry.inputs) == 1
+    status, body = raw_get(app, f"/gradio_api/file={entry.inputs[0]}")
+    assert status == 200 and body == (SAMPLES / "chelsea.png").read_bytes()
+    stray = entry.inputs[0].with_name("f" * 64 + ".png")  # a file nobody indexed, beside the stored one
+    stray.write_bytes(body)
+    try:
+        assert raw_get(app, f"/gradio_api/file={stray}")[0] in (403, 404)
+    finally:
+        stray.unlink()

@@ -28,8 +28,8 @@ import httpx
 import pytest
 
 from conftest import FAST, FakeClock, FakeService, bfl_ok, foundry_env, solid_image
+from flux_ui import durable
 from flux_ui import errors as e
-from flux_ui import history as history_module
 from flux_ui.client import FoundryClient, GenerationRequest
 from flux_ui.emulator import EmulatorConfig, Fault
 from flux_ui.history import History
@@ -149,11 +149,11 @@ def disk_full_in(folder: Path) -> Iterator[None]:
         opened = real_open(file, mode, *args, **kwargs)
         return Full(opened) if "w" in mode and Path(file).resolve().is_relative_to(folder.resolve()) else opened
 
-    history_module.open = full_open  # type: ignore[attr-defined]  # the module's own name, not builtins
+    durable.open = full_open  # type: ignore[attr-defined]  # the module's own name, not builtins
     try:
         yield
     finally:
-        del history_module.open  # type: ignore[attr-defined]
+        del durable.open  # type: ignore[attr-defined]
 
 
 async def test_an_image_the_disk_refuses_is_offered_from_memory_and_saved_later(tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_a_failed_write_leaves_no_temporary(tmp_path: Path) -> None:
     history = History(tmp_path)
     try:
         with disk_full_in(tmp_path), pytest.raises(OSError):
-            history_module._write_whole(tmp_path / "x.png", b"\x89PNG" * 100)
+            durable.write_whole(tmp_path / "x.png", b"\x89PNG" * 100)
     finally:
         history.close()
     assert list(tmp_path.rglob("*.tmp")) == [] and not (tmp_path / "x.png").exists()

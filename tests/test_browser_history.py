@@ -1,5 +1,7 @@
-"""History in a real browser: it survives a restart, reuse loads an entry into its tab, and a dropped
-flux-ui image restores its settings while a plain photo is named as such."""
+"""History in a real browser: it survives a restart, reuse loads an entry into its tab, a dropped
+flux-ui image restores its settings while a plain photo is named as such; the gallery comes page by
+page with dates, favourites are starred and filtered, a delete asks first and stays deleted across a
+restart, and a link to one entry (``?entry=ID``) opens it, behind the login when there is one."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import pytest
 from gradio_client import Client
 
 from app_fixtures import AppUnderTest, running_app, screenshot
-from conftest import SAMPLES
+from conftest import SAMPLES, solid_image
 from flux_ui.history import Entry
+from flux_ui.ui.history_listing import short_date
 
 pytestmark = pytest.mark.browser
 GRID = "#history-gallery .thumbnail-lg img"  # the grid's thumbnails (the preview adds a strip of its own)
@@ -68,6 +71,9 @@ def test_history_survives_a_restart(page, tmp_path: Path) -> None:
             page.click("#history-download")
         saved = second.runtime.history.list()[0].path
         assert Path(download.value.path()).read_bytes() == saved.read_bytes()  # the original file, as saved
+        # downloaded under the saved file's own name, which says what it is: date, model, prompt, seed
+        assert download.value.suggested_filename == saved.name
+        assert saved.name.endswith(f"-flux2-pro-paper-boat-on-rainy-street-s{seed}-{saved.stem[-8:]}.jpg")
         assert second.emulator.requests() == []  # listed from disk, nothing made again
 
 
@@ -76,7 +82,8 @@ def test_reuse_settings_loads_the_entry_into_its_tab(app: AppUnderTest, page, ma
     open_history(page, app.url)
     assert page.locator(GRID).count() == len(MADE)
     first_caption = page.locator(GRID).first.get_attribute("alt")
-    assert first_caption == "FLUX.1 [schnell] · a lighthouse at dusk · seed 44"  # newest first
+    lighthouse = made["a lighthouse at dusk"]
+    assert first_caption == f"FLUX.1 [schnell] · {short_date(lighthouse.created)} · a lighthouse at dusk · seed 44"
     thumbnail(page, "heron").click()
     page.wait_for_function("document.querySelector('#history-details').innerText.includes('seed 22')")
     caption = page.get_attribute("#history-gallery .media-button img", "alt")
@@ -140,3 +147,154 @@ def test_dropping_a_plain_photo_says_what_is_missing(app: AppUnderTest, page) ->
     message = page.inner_text("#history-drop-status")
     assert "PNG text chunks" in message and "Pick one from History instead" in message
     assert page.is_visible("#history-drop")  # still on History: nothing was loaded anywhere
+
+
+# --- pages, dates, favourites, delete, links ---------------------------------------------------------
+
+PAGED = 30  # more than one page of the gallery (24)
+
+
+def fill(history, count: int = PAGED) -> list[Entry]:
+    """``count`` saved images, oldest first, as the tabs save them (small ones: the page is what is tested)."""
+    from flux_ui.client.core import GenerationResult, Timings
+    from flux_ui.images import inspect_image
+    from flux_ui.registry import Route
+
+    saved = []
+    for i in range(count):
+        image = solid_image((i * 8 % 256, 90, 200 - i * 5 % 200), size=(64, 64))
+        model = ("FLUX.2-pro", "FLUX.1-schnell")[i % 2]
+        result = GenerationResult(
+            image=image, info=inspect_image(image), model=model, deployment=model, route=Route.BFL,
+            prompt=f"picture number {i}", seed=1000 + i, params={"seed": 1000 + i}, params_sent={}, references=(),
+            adjustments=(), warnings=(), service_cost=None, cost_estimate_usd=None, input_mp=None, output_mp=None,
+            revised_prompt=None, attempts=1, timings=Timings())
+        saved.append(history.save(result, "text-to-image"))
+    return saved
+
+
+def grid_count(page) -> int:
+    return page.locator(GRID).count()
+
+
+def gallery_is_not_a_scroll_box(page) -> bool:
+    return page.evaluate("""() => { const g = document.querySelector('#history-gallery .grid-wrap');
+        const s = getComputedStyle(g);
+        return s.overflowY !== 'scroll' && s.overflowY !== 'auto' && g.scrollHeight <= g.clientHeight + 1; }""")
+
+
+def test_pages_dates_favourites_and_a_delete_that_asks_and_stays(page, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs"
+    with running_app(outputs) as first:
+        saved = fill(first.runtime.history)
+        open_history(page, first.url)
+        page.wait_for_function(f"document.querySelectorAll('{GRID}').length === 24")
+        assert "30 images, newest first" in page.inner_text("#history-status")
+        page.wait_for_function("document.querySelector('#history-page').innerText === 'Page 1 of 2'")
+        assert gallery_is_not_a_scroll_box(page)  # the page scrolls, not a box inside it
+        newest = saved[-1]
+        assert page.locator(GRID).first.get_attribute("alt") == (
+            f"FLUX.1 [schnell] · {short_date(newest.created)} · picture number 29 · seed 1029")  # the date shown
+        assert not page.is_enabled("#history-newer") and page.is_enabled("#history-older")
+        screenshot(page, "history-pages")
+
+        page.click("#history-older")
+        page.wait_for_function("document.querySelector('#history-page').innerText === 'Page 2 of 2'")
+        page.wait_for_function(f"document.querySelectorAll('{GRID}').length === 6")
+        assert page.is_enabled("#history-newer") and not page.is_enabled("#history-older")
+        assert page.locator(GRID).last.get_attribute("alt").endswith("picture number 0 · seed 1000")
+
+        # star one, see it marked, and filter to the favourites
+        thumbnail(page, "picture number 3 ").click()
+        page.wait_for_function("document.querySelector('#history-details').innerText.includes('seed 1003')")
+        page.click("#history-favourite")
+        page.wait_for_function("document.querySelector('#history-favourite').innerText.includes('Remove from')")
+        assert first.runtime.history.get(saved[3].id).favourite
+        page.wait_for_function(f"[...document.querySelectorAll('{GRID}')].some(e => e.alt.startsWith('★ ') && "
+                               "e.alt.includes('picture number 3 '))")
+        page.check("#history-favourites input")
+        page.wait_for_function(f"document.querySelectorAll('{GRID}').length === 1")
+        assert "1 favourite image" in page.inner_text("#history-status")
+        page.uncheck("#history-favourites input")
+        page.wait_for_function(f"document.querySelectorAll('{GRID}').length === 24")
+
+        # delete asks first; "Keep it" keeps it
+        doomed = saved[28]
+        thumbnail(page, "picture number 28 ").click()
+        page.wait_for_function("document.querySelector('#history-details').innerText.includes('seed 1028')")
+        page.click("#history-delete")
+        page.wait_for_selector("#history-confirm", state="visible")
+        question = page.inner_text("#history-confirm-text")
+        assert "Delete this image for good?" in question and doomed.path.name in question
+        screenshot(page, "history-delete-confirm")
+        page.click("#history-keep")
+        page.wait_for_selector("#history-confirm", state="hidden")
+        assert "nothing was deleted" in page.inner_text("#history-said")
+        assert doomed.path.is_file() and first.runtime.history.get(doomed.id) is not None
+
+        page.click("#history-delete")
+        page.click("#history-confirm-delete")
+        page.wait_for_function("document.querySelector('#history-said').innerText.startsWith('Deleted ')")
+        assert doomed.path.name in page.inner_text("#history-said")
+        page.wait_for_function("document.querySelector('#history-status').innerText.includes('29 images')")
+        assert thumbnail(page, "picture number 28 ").count() == 0
+        assert page.inner_text("#history-details").startswith("Select an image")
+        assert not doomed.path.exists() and first.runtime.history.get(doomed.id) is None
+
+    with running_app(outputs) as second:  # a restart does not bring it back, nor list a missing file
+        open_history(page, second.url)
+        page.wait_for_function("document.querySelector('#history-status').innerText.includes('29 images')")
+        assert not doomed.path.exists() and second.runtime.history.get(doomed.id) is None
+        assert thumbnail(page, "picture number 28 ").count() == 0
+        assert second.runtime.history.get(saved[3].id).favourite  # the star survived too
+
+
+def test_a_link_opens_that_entry_on_its_page(browser, tmp_path: Path) -> None:
+    with running_app(tmp_path / "outputs") as app:
+        saved = fill(app.runtime.history)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            old = saved[2]  # on the second page
+            page.goto(f"{app.url}/?entry={old.id}")
+            page.wait_for_function("document.querySelector('#history-details')?.innerText.includes('seed 1002')")
+            assert page.get_by_role("tab", name="History").get_attribute("aria-selected") == "true"
+            page.wait_for_function("document.querySelector('#history-page')?.innerText === 'Page 2 of 2'")
+            assert "picture number 2 " in page.get_attribute("#history-gallery .media-button img", "alt")
+            assert page.input_value("#history-prompt textarea") == old.prompt
+            link = f"{app.url}/?entry={old.id}"
+            page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v",
+                                   arg=["#history-link textarea, #history-link input", link])
+            screenshot(page, "history-entry-link")
+
+            # another entry, picked in the preview's strip: its own link, copied
+            page.locator("#history-gallery button.thumbnail-small:has(img[src*='-picture-number-5-'])").click()
+            page.wait_for_function("document.querySelector('#history-details')?.innerText.includes('seed 1005')")
+            page.click("#history-copy-link")
+            page.wait_for_function("document.querySelector('#history-said')?.innerText.includes('Link copied')")
+            assert page.evaluate("navigator.clipboard.readText()") == f"{app.url}/?entry={saved[5].id}"
+
+            page.goto(f"{app.url}/?entry=20200101-000000-deadbeef")
+            page.wait_for_function("document.querySelector('#history-status')?.innerText.includes('not in History')")
+            assert page.inner_text("#history-details").startswith("Select an image")
+            page.goto(app.url)  # no link: the page opens on its first tab, as ever
+            page.wait_for_selector("#t2i-prompt")
+            assert page.get_by_role("tab", name="Text to image").get_attribute("aria-selected") == "true"
+        finally:
+            context.close()
+
+
+def test_a_link_is_behind_the_login(page, tmp_path: Path) -> None:
+    password = "a-long-passphrase-for-this-test-9"
+    with running_app(tmp_path / "outputs", env={"FLUX_UI_USERS": f"alice:{password}"}) as app:
+        saved = fill(app.runtime.history, 3)
+        page.goto(f"{app.url}/?entry={saved[0].id}")
+        page.wait_for_selector("input[type=password]")
+        assert page.locator("#history-details").count() == 0  # the login page, nothing of History
+        page.fill("input[type=text]", "alice")
+        page.fill("input[type=password]", password)
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#history-details')?.innerText.includes('seed 1000')")
+        assert "?entry=" in page.url and page.input_value("#history-prompt textarea") == saved[0].prompt

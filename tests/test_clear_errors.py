@@ -126,7 +126,8 @@ def test_huge_whole_numbers_are_refused_by_name(params: dict[str, Any]) -> None:
 def test_huge_numbers_elsewhere() -> None:
     with pytest.raises(ValueError, match="The seed must be a whole number from 0 to 4294967295"):
         compare_run.pick_seed(False, 10**400)
-    assert history_listing.api_limit(10**400) == history_listing.API_LIMIT_MAX  # clamped, as any large limit
+    with pytest.raises(gr.Error, match="from 1 to 500"):  # refused with the range, as any limit out of it
+        history_listing.api_limit(10**400)
 
 
 # --- invisible characters ----------------------------------------------------------------------------

@@ -29,10 +29,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from flux_ui import history as history_module
+from flux_ui import durable
 from flux_ui.client.core import GenerationResult, Timings
 from flux_ui.emulator import Fault
 from flux_ui.history import STALE_TEMP_S, Entry, History
+from flux_ui.history_names import id_of_name
 from flux_ui.images import inspect_image, read_metadata
 from flux_ui.registry import Route
 
@@ -90,9 +91,9 @@ def arm(mode: str, saves: list[int]) -> None:
             raw = open(path, *args, **kwargs)  # noqa: SIM115 - handed to the wrapper, closed by it
             return _TornFile(raw, str(path)) if len(saves) == STOP_AT else raw
 
-        history_module.open = torn_open  # type: ignore[attr-defined]  # shadows the builtin in history.py
+        durable.open = torn_open  # type: ignore[attr-defined]  # shadows the builtin in durable.py
     elif mode == "unindexed":
-        write_whole = history_module._write_whole
+        write_whole = durable.write_whole
 
         def write_then_hang(path: Path, data: bytes) -> None:
             write_whole(path, data)
@@ -100,10 +101,49 @@ def arm(mode: str, saves: list[int]) -> None:
                 print(f"STOPPED {path}", flush=True)
                 time.sleep(3600)
 
-        history_module._write_whole = write_then_hang  # type: ignore[assignment]
+        durable.write_whole = write_then_hang  # type: ignore[assignment]
+
+
+def hang(what: str) -> None:
+    print(f"STOPPED {what}", flush=True)
+    time.sleep(3600)
+
+
+def delete_child(folder: str, point: str) -> None:
+    """Save three images (each with a shared and an own input), then delete the second, hanging at ``point``."""
+    from flux_ui import history_recovery
+
+    history = History(Path(folder))
+    shared = noise_png(100, 32)
+    entries = [history.save(fake_result(i, noise_png(i)), "edit", inputs=[shared, noise_png(200 + i, 32)])
+               for i in range(3)]
+    for entry in entries:
+        print(f"SAVED {entry.id}", flush=True)
+    remove, unused = durable.remove_durably, history_recovery.history_inputs.remove_unused
+
+    def remove_at(path: Path) -> None:
+        if point == "buried":  # the tombstone and the row's removal are committed, the file not yet removed
+            hang(str(path))
+        remove(path)
+        if point == "unlinked":  # the file is gone, its inputs and the tombstone not yet
+            hang(str(path))
+
+    def unused_at(*args: object) -> list[str]:
+        removed = unused(*args)  # type: ignore[arg-type]
+        hang("inputs")  # the unshared input is gone, the transaction that drops the tombstone not committed
+        return removed
+
+    durable.remove_durably = remove_at  # type: ignore[assignment]
+    if point == "inputs":
+        history_recovery.history_inputs.remove_unused = unused_at  # type: ignore[assignment]
+    print(f"DELETING {entries[1].id}", flush=True)
+    history.delete(entries[1].id)
 
 
 def child(folder: str, mode: str, first: int) -> None:
+    if mode.startswith("delete-"):
+        delete_child(folder, mode.removeprefix("delete-"))
+        return
     history = History(Path(folder))
     images = [noise_png(seed) for seed in range(3)]
     saves: list[int] = []
@@ -220,7 +260,8 @@ def test_an_image_renamed_into_place_but_not_indexed_is_indexed_on_restart(tmp_p
     entries = reopen(tmp_path, writer.saved)
     recovered = {e.path: e for e in entries}.get(placed)
     assert recovered is not None, "the whole image the kill left unindexed is not listed"
-    assert recovered.id == placed.stem and recovered.prompt == f"durability drill image {STOP_AT}"
+    assert recovered.id == id_of_name(placed.name) and recovered.prompt == f"durability drill image {STOP_AT}"
+    assert placed.name.startswith(recovered.id[:16] + "flux2-pro-durability-drill-image-4-s4-")
     assert recovered.settings["seed"] == STOP_AT and recovered.settings["tab"] == "text-to-image"
     assert len(entries) == STOP_AT + 1
 
@@ -237,6 +278,25 @@ def test_kills_at_random_moments_of_a_save_loop(tmp_path: Path) -> None:
         entries = reopen(tmp_path, saved)
         assert len(entries) - len(saved) <= round_ + 1  # at most the save in progress at each kill
     assert len(saved) >= 3
+
+
+@pytest.mark.parametrize("point", ["buried", "unlinked", "inputs"])
+def test_a_delete_killed_at_any_step_never_brings_the_image_back(tmp_path: Path, point: str) -> None:
+    with Writer(tmp_path, f"delete-{point}") as writer:
+        doomed = writer.wait_for("DELETING ").removeprefix("DELETING ")
+        writer.wait_for("STOPPED ")
+        writer.kill()
+    kept = [i for i in writer.saved if i != doomed]
+    assert len(writer.saved) == 3 and doomed in writer.saved
+    on_disk = sorted(p.name for p in tmp_path.glob("*/*.png"))
+    assert len(on_disk) == (3 if point == "buried" else 2)  # the kill did land before / after the unlink
+    for _ in range(2):  # the first start finishes the delete; the next changes nothing
+        entries = reopen(tmp_path, kept)
+        assert [e.id for e in entries] == list(reversed(kept))  # not resurrected, nothing listed missing
+        assert len(list(tmp_path.glob("*/*.png"))) == 2
+        stored = sorted(p for p in (tmp_path / "inputs").rglob("*.png"))
+        assert len(stored) == 3  # the shared input and the two kept images' own; the deleted one's is gone
+        assert {p for e in entries for p in e.inputs} == set(stored)
 
 
 # --- the real app, killed while generations are in flight ------------------------------------------

@@ -28,6 +28,7 @@ import pytest
 from conftest import ENDPOINT, FAST, FakeService, solid_image
 from emulator_fixtures import *  # noqa: F403  (fixtures: emu, http, module_emulator)
 from emulator_fixtures import own_emulator
+from flux_ui import history_inputs
 from flux_ui.client.auth import TokenCredential
 from flux_ui.client.core import FoundryClient, GenerationRequest
 from flux_ui.client.retry import MAX_RETRIES, backoff
@@ -252,7 +253,9 @@ async def drill_runtime(settings: Settings, history: History, deadline_s: float 
 
 
 def image_files(history: History) -> set[Path]:
-    return {p for p in history.folder.rglob("*") if p.suffix in (".png", ".jpg", ".webp")}
+    """The generated images in the outputs folder (the references History keeps are in their own folder)."""
+    return {p for p in history.folder.rglob("*") if p.suffix in (".png", ".jpg", ".webp")
+            and p.relative_to(history.folder).parts[0] != history_inputs.FOLDER}
 
 
 def generation_requests(log: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -358,7 +358,8 @@ def test_no_log_or_console_output_carries_the_key(drill: Drill) -> None:
 
 
 def test_history_database_and_image_files_carry_no_key(drill: Drill) -> None:
-    images = [name for name in drill.metadata if Path(name).suffix in (".png", ".jpg", ".jpeg", ".webp")]
+    images = [name for name in drill.metadata if Path(name).suffix in (".png", ".jpg", ".jpeg", ".webp")
+              and not name.startswith("inputs/")]  # stored inputs are the uploads as sent: searched, not labelled
     assert len(images) >= 10 and DB_NAME in drill.stored and f"{DB_NAME}-wal" in drill.stored
     assert all('"generator": "flux-ui"' in drill.metadata[name] for name in images)  # labels were read
     leaks = [(name, form) for name, data in drill.stored.items() for form in leaks_in(data)]
@@ -401,3 +402,57 @@ async def test_entra_tokens_never_leak(tmp_path: Path) -> None:
     for token in credential.issued:
         assert [t for t in texts if leaks_in(t, token)] == []
         assert [b for b in stored if leaks_in(b, token)] == []
+
+
+async def test_the_content_safety_key_never_leaks(tmp_path: Path) -> None:
+    """The Content Safety key, a canary of its own, through verdicts, a blocked prompt, a quarantined result,
+    a 500 whose body echoes the key, a timeout and a wrong key: not in any message, log line, file or log entry."""
+    from flux_ui.emulator.content_safety import KEY_HEADER, safety_fault
+    from flux_ui.emulator.render import RenderRequest, render
+    from flux_ui.safety import SafetyGuard
+
+    cs_key = f"cs+{secrets.token_hex(12)}/{secrets.token_hex(4)}="
+    marked = render(RenderRequest("FLUX.2-pro", "FLUX.2 [pro]", "safety-marker", 1, 256, 256, "png", (), True))
+    texts: list[str] = []
+    with Emulator(EmulatorConfig(content_safety_key=cs_key, rng_seed=5)) as emu, every_logger_at_debug() as logs:
+        env = {"CONTENT_SAFETY_ENDPOINT": emu.base_url, "CONTENT_SAFETY_KEY": cs_key, "FLUX_EMULATOR": "on",
+               "FLUX_OUTPUT_DIR": str(tmp_path)}
+        settings = load_settings(env, dotenv_path=None)
+        guard = SafetyGuard.from_settings(settings, public=True, timeout_s=0.5)
+        assert guard is not None
+        texts += [repr(settings), repr(settings.safety), repr(guard), repr(guard.client)]
+        echo = f"upstream echoed {KEY_HEADER}: {cs_key}"
+        steps = [("clean", lambda: guard.screen_prompt("a canary")),
+                 ("blocked", lambda: guard.screen_prompt("a safety-violence canary")),
+                 ("quarantined", lambda: guard.screen_image(marked, {"prompt": "safety-marker"})),
+                 ("echo", lambda: guard.screen_prompt("x"), safety_fault("status", status=500, message=echo)),
+                 ("unchecked", lambda: guard.screen_image(marked), safety_fault("status", status=500, message=echo)),
+                 ("timeout", lambda: guard.screen_prompt("x"), safety_fault("latency", seconds=0.8, count=1))]
+        outcomes: dict[str, str] = {}
+        for name, call, *fault in steps:
+            emu.set_faults("content-safety", fault)
+            try:
+                texts.append(repr(await call()))
+                outcomes[name] = "passed"
+            except FluxError as err:
+                texts += [str(err), repr(err), repr(err.args)]
+                logging.getLogger("flux_ui.test").exception("content safety step %s failed: %s", name, err)
+                outcomes[name] = type(err).__name__
+        await guard.aclose()
+        wrong = SafetyGuard.from_settings(load_settings({**env, "CONTENT_SAFETY_KEY": f"{cs_key}-old"},
+                                                        dotenv_path=None), public=True)
+        assert wrong is not None
+        with pytest.raises(FluxError) as refused:
+            await wrong.screen_prompt("a canary")
+        texts.append(str(refused.value))
+        await wrong.aclose()
+        log = emu.requests()
+    assert outcomes == {"clean": "passed", "blocked": "SafetyBlockedError", "quarantined": "SafetyBlockedError",
+                        "echo": "SafetyStatusError", "unchecked": "SafetyStatusError", "timeout": "SafetyTimeoutError"}
+    assert any("upstream echoed Ocp-Apim-Subscription-Key: ***" in t for t in texts)  # shown, redacted
+    assert {e["auth"] for e in log} == {"subscription-key", "bad"}  # the key went out, and a wrong one was refused
+    stored = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert len([n for n in stored if n.endswith(".json")]) == 2  # the blocked result and the unchecked one
+    leaks = [t for t in [*texts, *logs, json.dumps(log)] if leaks_in(t, cs_key)]
+    leaks += [name for name, data in stored.items() if leaks_in(data, cs_key)]
+    assert leaks == []

@@ -15,7 +15,7 @@ from flux_ui.history import Entry
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, history_listing, text_to_image
 from flux_ui.ui.common import TabContext, TabHandle
-from flux_ui.ui.history_listing import EMPTY, api_entries, caption_of, details_of, listing
+from flux_ui.ui.history_listing import EMPTY, api_entries, caption_of, details_of, listing, short_date
 from flux_ui.ui.history_reuse import NO_SETTINGS, NOT_AN_IMAGE, reuse_updates, settings_in_file
 from flux_ui.ui.text import inert
 
@@ -60,8 +60,8 @@ async def test_listing_is_newest_first_with_short_captions(runtime: Runtime, thr
     found = listing(runtime.history, "all", "")
     assert found.ids == [e.id for e in reversed(three)]
     assert [path for path, _ in found.items] == [str(e.path) for e in reversed(three)]
-    assert found.items[0][1] == "FLUX1.1 [pro] · a red kite over hills · seed 33"
-    assert "3 images, newest first" in found.message
+    assert found.items[0][1] == f"FLUX1.1 [pro] · {short_date(three[2].created)} · a red kite over hills · seed 33"
+    assert "3 images, newest first" in found.message and found.pager == "Page 1 of 1"
 
 
 async def test_listing_filters_by_model_and_text(runtime: Runtime, three: list[Entry]) -> None:
@@ -76,19 +76,40 @@ async def test_listing_leaves_out_files_gone_from_disk(runtime: Runtime, three: 
     three[0].path.unlink()
     found = listing(runtime.history, None, None)
     assert three[0].id not in found.ids and len(found.ids) == 2
-    assert "1 indexed file(s) are missing" in found.message
+    assert "1 indexed file(s) on this page are missing" in found.message
 
 
-async def test_listing_says_when_the_limit_cuts_it(runtime: Runtime, three: list[Entry]) -> None:
-    found = listing(runtime.history, None, None, limit=2)
-    assert len(found.ids) == 2 and "The newest 2 images" in found.message
+async def test_listing_comes_page_by_page(runtime: Runtime, three: list[Entry]) -> None:
+    first, second = (listing(runtime.history, None, None, page, page_size=2) for page in (0, 1))
+    assert first.ids == [three[2].id, three[1].id] and second.ids == [three[0].id]
+    assert (first.pager, second.pager) == ("Page 1 of 2", "Page 2 of 2") and "3 images" in second.message
+    past = listing(runtime.history, None, None, 9, page_size=2)  # a page that no longer exists: the last one
+    assert past.ids == second.ids and past.page == 1
+
+
+async def test_listing_filters_to_favourites(runtime: Runtime, three: list[Entry]) -> None:
+    none = listing(runtime.history, None, None, favourites=True)
+    assert none.ids == [] and "No favourites yet" in none.message
+    runtime.history.favourite(three[1].id, True)
+    found = listing(runtime.history, None, None, favourites=True)
+    assert found.ids == [three[1].id] and "1 favourite image, newest first" in found.message
+    assert found.items[0][1].startswith("★ FLUX.2 [flex] · ")
+    assert listing(runtime.history, "FLUX.2-pro", None, favourites=True).ids == []
+
+
+def test_short_dates_name_the_year_only_when_it_is_not_this_one() -> None:
+    import time
+
+    created = time.mktime((2026, 12, 1, 15, 25, 0, 0, 0, -1))
+    assert short_date(created, now=created) == "1 Dec 15:25"
+    assert short_date(created, now=created + 40 * 86_400) == "1 Dec 2026 15:25"
 
 
 def test_caption_shortens_a_long_prompt() -> None:
     entry = Entry("x", 0.0, "text-to-image", "FLUX.2-pro", "word " * 50, None, 64, 64, "png", Path("x.png"), {})
     caption = caption_of(entry)
-    assert caption.startswith("FLUX.2 [pro] · word word") and "…" in caption and "seed" not in caption
-    assert len(caption) < 70
+    assert caption.startswith(f"FLUX.2 [pro] · {short_date(0.0)} · word word") and "…" in caption
+    assert "seed" not in caption and len(caption) < 80
 
 
 async def test_details_are_readable(runtime: Runtime, three: list[Entry]) -> None:
@@ -117,12 +138,17 @@ async def test_api_entries_are_json_with_files_inside_the_outputs(runtime: Runti
     assert not any("key" in k.lower() for k in first["settings"])
 
 
-async def test_api_entries_filter_clamp_and_name_unknown_models(runtime: Runtime, three: list[Entry]) -> None:
+async def test_api_entries_filter_refuse_a_limit_out_of_range_and_name_unknown_models(runtime: Runtime,
+                                                                                      three: list[Entry]) -> None:
     records, _ = api_entries(runtime.history, "FLUX.2-flex", None, 50)
     assert [r["prompt"] for r in records] == ["a blue heron in fog"]
     records, _ = api_entries(runtime.history, None, "RED", 50)
     assert [r["seed"] for r in records] == [33, 11]
-    assert len(api_entries(runtime.history, "", "", 0)[0]) == 1  # a limit below 1 still lists one
+    for wrong in (0, -3, 501, 10**6):  # out of range is refused with the range, not quietly changed
+        with pytest.raises(gr.Error, match=r"limit must be a whole number of entries from 1 to 500; got "):
+            api_entries(runtime.history, "", "", wrong)
+    assert len(api_entries(runtime.history, "", "", 500)[0]) == 3
+    assert len(api_entries(runtime.history, "", "", 1)[0]) == 1
     with pytest.raises(gr.Error, match=r"Unknown model 'FLUX\.3'.*FLUX\.2-pro"):
         api_entries(runtime.history, "FLUX.3", None, 50)
 
@@ -163,6 +189,57 @@ async def test_reuse_refuses_a_model_not_deployed(runtime: Runtime, three: list[
     updates, message = reuse_updates(three[1].settings, [t2i], ("FLUX.2-pro",))
     assert all(u == gr.update() for u in updates) and len(updates) == 1 + len(t2i.outputs)
     assert "FLUX.2 [flex] is not deployed" in message and "FLUX_DEPLOYMENTS" in message
+
+
+def capturing_handle(name: str = "edit") -> tuple[TabHandle, list[Mapping[str, Any]]]:
+    """A tab that records the settings History hands it."""
+    seen: list[Mapping[str, Any]] = []
+
+    def apply(settings: Mapping[str, Any]) -> list[Any]:
+        seen.append(settings)
+        return [gr.update()]
+
+    return TabHandle(tab_id=name, name=name, outputs=[gr.Textbox(render=False)], apply=apply), seen
+
+
+async def test_reuse_hands_the_stored_inputs_in_order_and_names_the_missing(runtime: Runtime) -> None:
+    refs = [(SAMPLES / n).read_bytes() for n in ("chelsea.png", "coffee.png", "astronaut.png", "chelsea.png")]
+    made = await handlers.generate(runtime, "FLUX.2-pro", "the cat and the coffee", {"seed": 5}, references=refs,
+                                   tab="edit")
+    entry = runtime.history.get(made.entry.id)
+    assert entry is not None and len(entry.inputs) == 4
+    edit, seen = capturing_handle()
+    _, message = reuse_updates(entry.settings, [edit], runtime.models, {"edit": "Edit"}, entry.inputs)
+    assert [Path(p).read_bytes() for p in seen[-1]["input_files"]] == refs  # in the order sent, repeats kept
+    assert "Its 4 input images came back too, in the order they were sent" in message and "not stored" not in message
+    assert "Input images: 4, kept with it" in details_of(entry, "Edit")
+
+    entry.inputs[1].unlink()  # gone from the outputs folder (by hand)
+    _, message = reuse_updates(entry.settings, [edit], runtime.models, {"edit": "Edit"}, entry.inputs)
+    assert seen[-1]["input_files"] == [str(p) for p in (entry.inputs[0], entry.inputs[2], entry.inputs[3])]
+    assert "1 of its 4 input images are missing from the outputs folder: image 2 (" in message
+    assert entry.inputs[1].name[:12] in message and "The other 3 came back" in message
+
+
+async def test_an_image_saved_before_inputs_were_kept_still_asks_for_its_references(runtime: Runtime) -> None:
+    settings = {"model": "FLUX.2-pro", "prompt": "x", "seed": 1, "tab": "edit", "references": ["<image 1>"]}
+    edit, seen = capturing_handle()
+    _, message = reuse_updates(settings, [edit], runtime.models, {"edit": "Edit"})
+    assert "input_files" not in seen[-1] and "were not stored" in message and "add them again" in message
+
+
+async def test_a_dropped_image_finds_its_stored_inputs(runtime: Runtime, tmp_path: Path) -> None:
+    from flux_ui import history_inputs
+
+    refs = [(SAMPLES / n).read_bytes() for n in ("coffee.png", "chelsea.png")]
+    made = await handlers.generate(runtime, "FLUX.2-pro", "coffee and cat", {"seed": 6}, references=refs, tab="edit")
+    dropped = tmp_path / "from-a-colleague.jpg"
+    dropped.write_bytes(made.entry.path.read_bytes())
+    settings, _ = settings_in_file(dropped)
+    assert settings is not None
+    found = history_inputs.find(runtime.history.folder, settings["inputs"])
+    assert [p.read_bytes() for p in found] == refs
+    assert history_inputs.find(runtime.history.folder, ["../../etc/passwd", 3]) == []  # only the store's names
 
 
 def test_reuse_with_no_tab_ready_says_so() -> None:

@@ -140,7 +140,7 @@ async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _
         if not watch.waiting:
             log.warning("a generation nobody waited for ended without an image: %s", err)
         raise
-    generated = await _keep(runtime, result, tab, extra)
+    generated = await _keep(runtime, result, tab, extra, request.references)
     await asyncio.to_thread(_remember, runtime, tab, result.prompt)
     if not watch.waiting:
         log.info("kept an image that arrived after the person stopped waiting (%s): %s", request.model,
@@ -149,17 +149,17 @@ async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _
 
 
 async def _keep(runtime: Runtime, result: GenerationResult, tab: str,
-                extra: Mapping[str, Any] | None = None) -> Generated:
-    """Save a billed image to History (with ``extra``: the group it belongs to); when that fails, offer it
-    from memory instead of losing it."""
+                extra: Mapping[str, Any] | None = None, inputs: Sequence[bytes] = ()) -> Generated:
+    """Save a billed image to History (with ``extra``: the group it belongs to, and ``inputs``: the
+    request's reference images, in order); when that fails, offer it from memory instead of losing it."""
     try:
-        entry = await asyncio.to_thread(runtime.history.save, result, tab, extra)  # disk and SQLite: off the loop
+        entry = await asyncio.to_thread(runtime.history.save, result, tab, extra, inputs)  # off the loop
     except Exception as err:  # a full disk, or a bug: the image is paid for either way
         if not isinstance(err, NotSavedError):
             log.exception("saving an image failed")
             err = NotSavedError(f"The image could not be saved ({type(err).__name__}), so it is not in History.",
                                 folder=runtime.history.folder)
-        return await asyncio.to_thread(_offer_unsaved, runtime, result, tab, err)
+        return await asyncio.to_thread(_offer_unsaved, runtime, result, tab, err, extra, inputs)
     if len(runtime.unsaved):
         await asyncio.to_thread(runtime.unsaved.flush, runtime.history)
     return Generated(result, entry)
@@ -173,9 +173,10 @@ def _remember(runtime: Runtime, tab: str, prompt: str) -> None:
         log.exception("could not remember the prompt for Recent prompts")
 
 
-def _offer_unsaved(runtime: Runtime, result: GenerationResult, tab: str, err: NotSavedError) -> Generated:
+def _offer_unsaved(runtime: Runtime, result: GenerationResult, tab: str, err: NotSavedError,
+                   extra: Mapping[str, Any] | None = None, inputs: Sequence[bytes] = ()) -> Generated:
     """Keep the image in memory with a download copy, and say in its caption that it is not in History."""
-    kept = runtime.unsaved.keep(result, tab, str(err))
+    kept = runtime.unsaved.keep(result, tab, str(err), extra, inputs)
     if err.placed is not None:  # whole on disk, but not indexed: it is listed when the folder next opens
         runtime.unsaved.forget(kept)
     if kept.path is None:
@@ -189,28 +190,76 @@ def _offer_unsaved(runtime: Runtime, result: GenerationResult, tab: str, err: No
                "if it stops first."))
     shown = replace(result, warnings=(*result.warnings, note))
     entry = Entry("", 0.0, tab, result.model, result.prompt, result.seed, result.info.width, result.info.height,
-                  result.format, kept.path, settings_of(result, tab))
+                  result.format, kept.path, settings_of(result, tab, extra))
     return Generated(shown, entry, unsaved=note)
 
 
 def caption(result: GenerationResult) -> str:
-    """One line a person reads under the image: what, how big, which seed, how long, how much."""
+    """What a person reads under the image: what, how big, which seed, how long, what it cost; then every
+    parameter sent (the validated ``params``, by the model's own names); then what flux-ui changed or warns of.
+
+    Each cost says what it is in. flux-ui's estimate is in US dollars, from the registry's list price.
+    The service's own figure, ``request_meta.cost``, is shown as the service gives it, with "(unit not
+    documented)": the contract shows the field (3 for a 1.05 MP FLUX.2 [pro] image) but never says in what
+    unit. The emulator plays it as credits of $0.01, which fits that example, but that is the emulator's
+    reading rather than the service's word, so flux-ui neither turns it into dollars nor merges the two.
+    """
     spec = MODELS[result.model]
-    parts = [f"**{spec.display_name}**", f"{result.info.width}×{result.info.height} {result.format.upper()}"]
-    if result.seed is not None:
-        parts.append(f"seed {result.seed}")
+    parts = [f"**{spec.display_name}**", f"{result.info.width}×{result.info.height} {result.format.upper()}",
+             f"seed {result.seed}" if result.seed is not None else "seed not reported"]
     parts.append(f"{result.timings.total_s:.1f} s")
     if result.timings.paced_s >= 0.05:
         parts.append(f"{result.timings.paced_s:.1f} s waiting for quota")
     if result.attempts > 1:
         parts.append(f"{result.attempts} attempts")
-    if result.cost_estimate_usd is not None:
-        parts.append(f"≈ ${result.cost_estimate_usd:.3f}")
-    if result.service_cost is not None:
-        parts.append(f"service cost {result.service_cost:g}")
+    parts += cost_parts(result)
     lines = [" · ".join(parts)]
+    if sent := params_text(result):
+        lines.append(f"\n{sent}")  # a paragraph of its own on the page
     lines += [f"- {note}" for note in (*result.adjustments, *result.warnings)]
     return "\n".join(lines)
+
+
+def cost_parts(result: GenerationResult) -> list[str]:
+    """The costs, each with its unit (see :func:`caption`): the list-price estimate, the service's figure."""
+    price = MODELS[result.model].price
+    parts = []
+    if result.cost_estimate_usd is not None:
+        parts.append(f"≈ ${result.cost_estimate_usd:.3f} (list price)")
+    elif price.note:
+        parts.append(f"no list price ({price.note})")
+    if result.service_cost is not None:
+        parts.append(f"service cost {result.service_cost:g} (unit not documented)")
+    return parts
+
+
+def params_text(result: GenerationResult) -> str:
+    """"Sent: guidance 4.5 · steps 50 · …": every parameter the request carried but the seed and the size,
+    which the caption's first line gives (a width and height other than the image's are said here)."""
+    spec = MODELS[result.model]
+    params = dict(result.params)
+    shown = []
+    asked = (params.pop("width", None), params.pop("height", None))
+    if None not in asked and asked != result.size:
+        shown.append(f"asked for {asked[0]}×{asked[1]}")
+    params.pop("seed", None)
+    order = [p.name for p in spec.all_params]  # the registry's order: the shape first, as the form has it
+    for name, value in sorted(params.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
+        p = spec.param(name)
+        label = (p.label if p is not None else name.replace("_", " ")).lower()
+        shown.append(f"{label} {_shown_value(value, p is not None and p.kind == 'text')}")
+    return f"Sent: {' · '.join(shown)}" if shown else ""
+
+
+def _shown_value(value: Any, typed: bool) -> str:
+    """A parameter's value as the caption says it; ``typed``: the person's own text (a negative prompt)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if typed:
+        return f"“{inert(value)}”" if value else "none"
+    return str(value)  # a number, a choice or a ratio the client checked against the registry
 
 
 def size_note(model: str, width: Any, height: Any) -> str:

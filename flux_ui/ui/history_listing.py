@@ -1,12 +1,15 @@
-"""History's listings: the gallery for a model and prompt filter, captions, an image's details, the /history records.
+"""History's listings: a page of the gallery for the filters, captions, an image's details, the /history records.
 
 Everything reads the outputs folder's SQLite index (:mod:`flux_ui.history`), so the listing
-survives restarts; the tab (:mod:`flux_ui.ui.history_tab`) lays it out and wires it.
+survives restarts; the tab (:mod:`flux_ui.ui.history_tab`) lays it out and wires it. The
+gallery shows one page at a time, newest first, so the page grows with nothing (the whole
+of History is reached page by page, not by scrolling a box inside the page).
 """
 
 from __future__ import annotations
 
 import reprlib
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +29,8 @@ from flux_ui.ui.common import TabHandle, model_choices
 from flux_ui.ui.text import inert, inert_code
 
 ALL_MODELS = "all"
-UI_LIMIT = 120  # thumbnails in the gallery; the filters reach older ones
+PAGE_SIZE = 24  # thumbnails on one page of the gallery
+UI_LIMIT = 120  # the most images one run's group listing shows
 API_LIMIT_MAX = 500
 CAPTION_PROMPT_CHARS = 40
 #: The most of a prompt a listing carries (the gallery's captions, the /history entries); the one
@@ -41,11 +45,18 @@ PICK_FIRST = "Select an image in the gallery to see its settings."
 
 @dataclass(frozen=True)
 class Listing:
-    """What the gallery shows: (file, caption) pairs, the entry id of each, and a status line."""
+    """What the gallery shows: (file, caption) pairs, the entry id of each, a status line, and which page
+    of how many this is (0-based; ``pages`` is at least 1)."""
 
     items: list[tuple[str, str]]
     ids: list[str]
     message: str
+    page: int = 0
+    pages: int = 1
+
+    @property
+    def pager(self) -> str:
+        return f"Page {self.page + 1} of {self.pages}"
 
 
 def model_filter_choices() -> list[tuple[str, str]]:
@@ -63,14 +74,24 @@ def display_name(model: str) -> str:
 
 
 def caption_of(entry: Entry) -> str:
-    """Model · the prompt's start · seed: enough to tell thumbnails apart."""
+    """Model · when · the prompt's start · seed: enough to tell thumbnails apart (★ first for a favourite)."""
     prompt = " ".join(entry.prompt.split())
     if len(prompt) > CAPTION_PROMPT_CHARS:
         prompt = prompt[:CAPTION_PROMPT_CHARS - 1].rstrip() + "…"
-    parts = [display_name(entry.model), prompt]
+    parts = [display_name(entry.model), short_date(entry.created), prompt]
     if entry.seed is not None:
         parts.append(f"seed {entry.seed}")
-    return " · ".join(parts)
+    return ("★ " if entry.favourite else "") + " · ".join(parts)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def short_date(created: float, now: float | None = None) -> str:
+    """"1 Dec 15:25" (the year too when it is not this year's): short enough for a thumbnail, in any locale."""
+    when = datetime.fromtimestamp(created)
+    year = "" if when.year == datetime.fromtimestamp(time.time() if now is None else now).year else f" {when.year}"
+    return f"{when.day} {_MONTHS[when.month - 1]}{year} {when:%H:%M}"
 
 
 def check_filter(text: Any) -> None:
@@ -79,8 +100,10 @@ def check_filter(text: Any) -> None:
         check_text_size("The prompt filter", text, "text")
 
 
-def listing(history: History, model: str | None = None, text: str | None = None, limit: int = UI_LIMIT) -> Listing:
-    """The gallery for these filters, newest first; an indexed file missing from disk is left out and counted.
+def listing(history: History, model: str | None = None, text: str | None = None, page: int = 0,
+            favourites: bool = False, page_size: int = PAGE_SIZE) -> Listing:
+    """One page of the gallery for these filters, newest first (a page past the end shows the last one);
+    an indexed file missing from disk is left out and counted.
 
     Prompts come as previews: a caption shows 40 characters, and a long prompt is not read whole.
     """
@@ -88,26 +111,33 @@ def listing(history: History, model: str | None = None, text: str | None = None,
         check_filter(text)
     except ValidationError as err:
         return Listing([], [], f"⚠️ {inert(err)}")
-    entries = history.list(model=model_arg(model), text=text, limit=limit, preview=PREVIEW_CHARS)
+    model, favourites = model_arg(model), bool(favourites)
+    total = history.count(model=model, text=text, favourites=favourites)
+    pages = max(1, -(-total // page_size))
+    page = min(max(0, int(page or 0)), pages - 1)
+    entries = history.list(model=model, text=text, favourites=favourites, limit=page_size, offset=page * page_size,
+                           preview=PREVIEW_CHARS)
     present = [e for e in entries if e.path.is_file()]
     items = [(str(e.path), caption_of(e)) for e in present]
-    ids = [e.id for e in present]
-    return Listing(items, ids, listing_message(history, model, text, len(present), len(entries) - len(present), limit))
+    message = listing_message(history, bool(model or (text and text.strip())), favourites, total,
+                              len(entries) - len(present))
+    return Listing(items, [e.id for e in present], message, page, pages)
 
 
-def listing_message(history: History, model: str | None, text: str | None, shown: int, missing: int,
-                    limit: int) -> str:
-    filtered = bool(model_arg(model) or (text and text.strip()))
-    if shown == 0 and missing == 0:
-        if not filtered or not history.list(limit=1, preview=PREVIEW_CHARS):
+def listing_message(history: History, filtered: bool, favourites: bool, total: int, missing: int) -> str:
+    if total == 0:
+        if not (filtered or favourites) or not history.count():
             return EMPTY
-        return "No saved image matches these filters: choose **All models** or clear the text to see every image."
-    noun = "image" if shown == 1 else "images"
-    message = f"{shown} {noun}{' matching the filters' if filtered else ''}, newest first."
-    if shown + missing >= limit:
-        message = f"The newest {shown} {noun}{' matching the filters' if filtered else ''}: filter to reach older ones."
+        if favourites and not filtered:
+            return ("No favourites yet: select an image and press **☆ Add to favourites**, or untick "
+                    "**Favourites only**.")
+        return ("No saved image matches these filters: choose **All models**, clear the text or untick "
+                "**Favourites only** to see every image.")
+    noun = "image" if total == 1 else "images"
+    which = " matching the filters" if filtered else ""
+    message = f"{total} {'favourite ' if favourites else ''}{noun}{which}, newest first."
     if missing:
-        message += f" {missing} indexed file(s) are missing from the outputs folder and are not shown."
+        message += f" {missing} indexed file(s) on this page are missing from the outputs folder and are not shown."
     return message
 
 
@@ -153,7 +183,8 @@ def created_text(created: float) -> str:
     return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S")
 
 
-GROUP_NAMES = {"grid": "grid", "variations": "run of variations", "comparison": "comparison"}
+GROUP_NAMES = {"grid": "grid", "variations": "run of variations", "comparison": "comparison",
+               "kontext-trail": "Kontext edit trail"}
 
 
 def group_of(entry: Entry) -> str | None:
@@ -181,9 +212,14 @@ def details_of(entry: Entry, tab_name: str) -> str:
         f"Parameters: {readable_params(entry.model, settings.get('params') or {}, (entry.width, entry.height))}",
     ]
     references = settings.get("references") or []
-    if isinstance(references, list) and references:
-        lines.append(f"References: {len(references)} sent, in order; they are not stored, so reuse asks for "
-                     "them again.")
+    if entry.inputs:
+        gone = sum(not p.is_file() for p in entry.inputs)
+        lines.append(f"Input images: {len(entry.inputs)}, kept with it in the order sent (shown below); **Reuse "
+                     "settings** loads them back" + (f", except the {gone} missing from the outputs folder." if gone
+                                                    else "."))
+    elif isinstance(references, list) and references:
+        lines.append(f"References: {len(references)} sent, in order; saved before flux-ui kept them, so reuse asks "
+                     "for them again.")
     group = settings.get("group")
     if isinstance(group, dict) and group.get("kind") and group.get("id"):
         lines.append(f"Part of a {inert(GROUP_NAMES.get(str(group['kind']), group['kind']))} "
@@ -253,11 +289,12 @@ def saved_file(entry: Entry) -> FileData:
 
 
 def api_limit(value: Any) -> int:
-    """The entry count asked for, clamped to 1..API_LIMIT_MAX; gr.Error when it is not a whole number."""
+    """The entry count asked for; gr.Error naming the range when it is not a whole number from 1 to
+    API_LIMIT_MAX (a limit out of range is refused, not quietly changed)."""
     number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
     if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         number = int(value)
-    if number is None or not finite(number) or number != int(number):
-        raise gr.Error(f"limit must be a whole number of entries, at most {API_LIMIT_MAX}; got {value!r}. "
-                       "Leave it out for the newest 50.")
-    return max(1, min(int(number), API_LIMIT_MAX))
+    if number is None or not finite(number) or number != int(number) or not 1 <= number <= API_LIMIT_MAX:
+        raise gr.Error(f"limit must be a whole number of entries from 1 to {API_LIMIT_MAX}; got "
+                       f"{reprlib.repr(value)}. Leave it out for the newest 50.")
+    return int(number)

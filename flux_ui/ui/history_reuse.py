@@ -23,7 +23,7 @@ from flux_ui.images import read_metadata
 from flux_ui.registry import MODELS
 from flux_ui.ui.common import TabHandle
 from flux_ui.ui.history_listing import display_name
-from flux_ui.ui.text import inert
+from flux_ui.ui.text import inert, inert_code
 
 log = logging.getLogger("flux_ui.ui.history")
 
@@ -106,11 +106,13 @@ def noop_updates(handles: Sequence[TabHandle]) -> list[Any]:
 
 
 def reuse_updates(settings: Mapping[str, Any], handles: Sequence[TabHandle], deployed: Sequence[str],
-                  labels: Mapping[str, str] | None = None) -> tuple[list[Any], str]:
+                  labels: Mapping[str, str] | None = None, inputs: Sequence[Path] = ()) -> tuple[list[Any], str]:
     """Updates for ``[tabs, *every handle's outputs]`` that load ``settings`` into their tab, and a message.
 
-    Nothing changes (and the message says why) when a field has the wrong type or range, the model
-    is unknown or not deployed here, or no tab can take it; a tab that cannot take the model
+    ``inputs`` are the image's stored input files, in order: those still on disk reach the tab's
+    ``apply`` as ``settings["input_files"]`` (paths as text, in order), and the message names any
+    gone. Nothing changes (and the message says why) when a field has the wrong type or range, the
+    model is unknown or not deployed here, or no tab can take it; a tab that cannot take the model
     hands the settings to one that can, and the message says so.
     """
     labels = labels or {}
@@ -125,6 +127,9 @@ def reuse_updates(settings: Mapping[str, Any], handles: Sequence[TabHandle], dep
         return noop_updates(handles), (f"⚠️ {labels.get(made.tab_id, made.name)} cannot take {name} (it takes "
                                        f"{models_text(made.models or ())}), and no other tab here takes it.")
     label = labels.get(handle.tab_id, handle.name)
+    present = [Path(p) for p in inputs if Path(p).is_file()]
+    if inputs:
+        settings = {**settings, "input_files": [str(p) for p in present]}
     try:
         loaded = list(handle.apply(settings))
     except Exception:
@@ -136,22 +141,42 @@ def reuse_updates(settings: Mapping[str, Any], handles: Sequence[TabHandle], dep
     updates: list[Any] = [gr.Tabs(selected=handle.tab_id)]
     for h in handles:
         updates += loaded if h is handle else [gr.update()] * len(h.outputs)
-    message = reuse_message(settings, label)
+    message = reuse_message(settings, label, inputs if made is None else ())
     if made is not None:
         message += (f" {labels.get(made.tab_id, made.name)}, where it was made, cannot take {name} (it takes "
                     f"{models_text(made.models or ())}), so they went into {label}.")
+        if inputs:
+            message += f" Its {len(inputs)} input image(s) stay in History: {label} takes none."
     return updates, message
 
 
-def reuse_message(settings: Mapping[str, Any], label: str) -> str:
+def reuse_message(settings: Mapping[str, Any], label: str, inputs: Sequence[Path] = ()) -> str:
+    """What was loaded where, what came back of the input images, and what is missing."""
     seed = settings.get("seed")
     message = (f"Loaded {display_name(str(settings['model']))}, the prompt"
                f"{f' and seed {inert(seed)}' if seed is not None else ''} into **{label}**.")
-    if settings.get("references"):
-        message += " Reference images are not stored: add them again before you run it."
+    if inputs:
+        message += inputs_message(inputs)
+    elif settings.get("references"):
+        message += (" Its reference images were not stored (it was saved before flux-ui kept them): add them "
+                    "again before you run it.")
     if settings.get("prompt_truncated"):
         message += " The file carried a shortened prompt (the full one is in History)."
     return message
+
+
+def inputs_message(inputs: Sequence[Path]) -> str:
+    """" Its 3 input images came back, in order." or which of them are gone from the outputs folder."""
+    gone = [(i, Path(p)) for i, p in enumerate(inputs, start=1) if not Path(p).is_file()]
+    if not gone:
+        if len(inputs) == 1:
+            return " Its input image came back too."
+        return f" Its {len(inputs)} input images came back too, in the order they were sent."
+    named = ", ".join(f"image {i} ({inert_code(p.name[:12] + '…' + p.suffix)})" for i, p in gone)
+    kept = len(inputs) - len(gone)
+    return (f" {len(gone)} of its {len(inputs)} input images are missing from the outputs folder: {named}. "
+            f"{f'The other {kept} came back, in order; ' if kept else ''}add the missing ones again before you "
+            "run it.")
 
 
 def is_image(data: bytes) -> bool:
