@@ -189,7 +189,7 @@ def do_edit(client: Client, prompt: str, rng: Random, reference: str) -> Outcome
 def do_kontext(client: Client, prompt: str, rng: Random, reference: str) -> Outcome:
     path, _, message = client.predict(model="FLUX.1-Kontext-pro", prompt=prompt, image=handle_file(reference),
                                       route=rng.choice(("bfl", "images/edits")), api_name="/kontext")
-    return single("/kontext", prompt, path, message, lambda m: m.startswith("Added edit"))
+    return single("/kontext", prompt, path, message, lambda m: m == "")
 
 
 def do_compare(client: Client, prompt: str, rng: Random, reference: str) -> Outcome:

@@ -70,7 +70,8 @@ def test_more_references_than_the_model_takes_are_refused_not_trimmed(app: AppUn
     nine = [handle_file(solid[i % len(solid)]) for i in range(9)]
     path, _, status, _ = client.predict(model="FLUX.2-pro", prompt="nine", references=nine, api_name="/edit")
     assert not isinstance(path, str)  # no image: the earlier result is left as it was
-    assert "FLUX.2 [pro] takes 8: image 9 will not be sent; remove one or switch back to FLUX.2 [flex]" in status
+    assert ("FLUX.2 [pro] takes at most 8 reference images and there are 9 (image 9 is over the limit): nothing "
+            "will be sent until you remove one or switch back to FLUX.2 [flex]") in status
     assert len(app.emulator.requests()) == before
 
 

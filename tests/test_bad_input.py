@@ -293,9 +293,9 @@ REFUSED: list[Case] = [
     case("generate", "aspect-ratio-zero", "got '16:0'", "such as 16:9", model=KONTEXT, aspect_ratio="16:0"),
     case("generate", "aspect-ratio-negative", "got '-16:9'", "such as 16:9", model=KONTEXT, aspect_ratio="-16:9"),
     # references: how many, and for which model
-    case("edit", "9-on-flux2-pro", "FLUX.2 [pro] takes 8: image 9 will not be sent",
+    case("edit", "9-on-flux2-pro", "FLUX.2 [pro] takes at most 8 reference images and there are 9",
          "remove one or switch back to FLUX.2 [flex]", model="FLUX.2-pro", references=[Upload("photo.png")] * 9),
-    case("edit", "11-on-flux2-flex", "FLUX.2 [flex] takes 10: image 11 will not be sent", "remove one",
+    case("edit", "11-on-flux2-flex", "FLUX.2 [flex] takes at most 10 reference images and there are 11", "remove one",
          references=[Upload("photo.png")] * 11),
     case("edit", "kontext-model", "FLUX.1 Kontext [pro] does not edit with several reference images",
          "choose one of: FLUX.2 [pro], FLUX.2 [flex]", model=KONTEXT, references=[Upload("photo.png")] * 2),
@@ -340,7 +340,7 @@ REFUSED: list[Case] = [
     case("edit", "number-as-file", "image 1 is not a file Gradio received (got int)", "send the file itself",
          references=[5]),
     # Kontext: one picture and an instruction
-    case("kontext", "no-image", "There is no picture to edit", "drop it into **Input image**", image=None),
+    case("kontext", "no-image", "There is no picture to edit", "drop it into the Input image box", image=None),
     case("kontext", "two-images", "A Kontext edit takes one input image; you sent 2", "Send one",
          image=[Upload("photo.png"), Upload("photo.png")]),
     case("kontext", "text-file", "is not an image file flux-ui can read (it looks like a text file)", UNREADABLE,

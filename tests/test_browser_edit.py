@@ -77,6 +77,7 @@ def generate(page, app: AppUnderTest, prompt: str) -> dict:
 
 def test_flex_takes_ten_refuses_an_eleventh_and_switching_to_pro_drops_nothing(app: AppUnderTest, page,
                                                                                solid: list[str]) -> None:
+    """Also: the eleventh's note goes once the model changes, and "over the limit" means nothing is sent."""
     open_tab(page, app, "FLUX.2-flex")
     add_and_wait(page, solid[:10], 10)
     add(page, solid[10:])
@@ -89,12 +90,15 @@ def test_flex_takes_ten_refuses_an_eleventh_and_switching_to_pro_drops_nothing(a
     assert [colour_of(r["mean_rgb"]) for r in sent["references"]] == list(range(1, 11))
     assert page.is_visible("#edit-param-guidance") and page.is_visible("#edit-param-steps")
 
-    # flex → pro with ten: say which will not be sent, and send nothing until that is fixed.
+    # flex → pro with ten: nothing will be sent until two go; the eleventh's note no longer applies.
     page.click("#edit-model input")
     page.get_by_role("option", name="FLUX.2 [pro]", exact=True).click()
-    notice = "FLUX.2 [pro] takes 8: images 9 and 10 will not be sent; remove two or switch back to FLUX.2 [flex]"
+    notice = ("FLUX.2 [pro] takes at most 8 reference images and there are 10 (images 9 and 10 are over the limit): "
+              "nothing will be sent until you remove two or switch back to FLUX.2 [flex]")
     page.wait_for_function("(t) => document.querySelector('#edit-refs-summary').innerText.includes(t)", arg=notice)
+    page.wait_for_function("document.querySelector('#edit-refs-status').innerText.trim() === ''")
     assert page.is_visible("#edit-ref-9-unsent") and page.is_visible("#edit-ref-10-unsent")
+    assert page.inner_text("#edit-ref-9-unsent").strip() == "⚠️ over the limit"  # the notice's words
     assert not page.is_visible("#edit-ref-8-unsent")
     page.wait_for_selector("#edit-param-guidance", state="hidden")  # the controls follow the model too
     assert page.locator("[id^='edit-card-']").count() == 10  # the switch dropped nothing
@@ -135,13 +139,125 @@ def test_reordered_replaced_and_pasted_references_are_sent_as_shown(app: AppUnde
         const blob = await new Promise(done => canvas.toBlob(done, 'image/png'));
         await navigator.clipboard.write([new ClipboardItem({'image/png': blob})]);
     }""", ",".join(map(str, COLOURS[9])))
-    page.click("#edit-paste button:has-text('Paste from Clipboard')")
+    page.click("#edit-paste button[aria-label='Paste from clipboard']")  # the box's other source
     page.wait_for_selector("#edit-card-5")
     page.wait_for_selector("#edit-paste img", state="detached")  # the paste field cleared itself
     assert card_files(page)[:4] == ["solid-03.png", "solid-01.png", "solid-02.png", "solid-07.png"]
 
     sent = generate(page, app, "reordered colours")
     assert [colour_of(r["mean_rgb"]) for r in sent["references"]] == [3, 1, 2, 7, 10]
+
+
+def test_a_card_dragged_onto_another_takes_its_place_and_is_sent_there(app: AppUnderTest, page,
+                                                                      solid: list[str]) -> None:
+    open_tab(page, app, "FLUX.2-pro")
+    add_and_wait(page, solid[:4], 4)
+    page.locator("#edit-card-3").drag_to(page.locator("#edit-card-1"))  # real mouse moves: HTML drag and drop
+    page.wait_for_function("document.querySelector('#edit-ref-1 img')?.src.includes('solid-03')")
+    assert card_files(page) == ["solid-03.png", "solid-01.png", "solid-02.png", "solid-04.png"]
+    page.locator("#edit-card-1").drag_to(page.locator("#edit-card-4"))  # and the other way, to the end
+    page.wait_for_function("document.querySelector('#edit-ref-4 img')?.src.includes('solid-03')")
+    assert card_files(page) == ["solid-01.png", "solid-02.png", "solid-04.png", "solid-03.png"]
+    assert page.locator(".edit-dragging, .edit-drop-target").count() == 0  # no mark left behind
+    sent = generate(page, app, "dragged colours")  # the order moved on the server, not only on the page
+    assert [colour_of(r["mean_rgb"]) for r in sent["references"]] == [1, 2, 4, 3]
+
+
+def test_reuse_settings_brings_the_references_back_in_order(app: AppUnderTest, page, solid: list[str]) -> None:
+    open_tab(page, app, "FLUX.2-flex")
+    order = [6, 4, 9, 1, 10, 2, 8, 3, 7, 5]  # ten references, not in file order
+    add_and_wait(page, [solid[n - 1] for n in order], 10)
+    prompt = "the colours again, from History"
+    generate(page, app, prompt)
+    page.reload()  # a fresh page: nothing left in the cards
+    page.get_by_role("tab", name="History").click()
+    page.locator(f"#history-gallery button.thumbnail-lg:has(img[alt*='{prompt}'])").click()
+    page.click("#history-reuse")
+    page.wait_for_selector("#edit-card-10")
+    page.wait_for_function("document.querySelector('#edit-ref-10 img')?.complete")
+    assert page.input_value("#edit-prompt textarea") == prompt
+    assert page.locator("[id^='edit-card-']:visible").count() == 10
+    assert "reference images in the order they were sent" in page.inner_text("#edit-status")
+    screenshot(page, "edit-reused-ten")
+    again = generate(page, app, "the same colours, sent again")  # the same files, in the same order
+    assert [colour_of(r["mean_rgb"]) for r in again["references"]] == order
+    made = [e for e in app.runtime.history.list() if e.prompt in (prompt, "the same colours, sent again")]
+    # two images made from the same ten files: each file stored once
+    assert len(made) == 2 and made[0].inputs == made[1].inputs and len(set(made[0].inputs)) == 10
+
+
+CARD_BUTTONS = {"earlier": "Move image {n} earlier", "later": "Move image {n} later", "replace": "Replace image {n}",
+                "remove": "Remove image {n}"}
+
+
+def test_every_icon_button_says_what_it_does_to_which_image(app: AppUnderTest, page, solid: list[str]) -> None:
+    open_tab(page, app, "FLUX.2-pro")
+    add_and_wait(page, solid[:3], 3)
+    page.wait_for_function("document.querySelector('#edit-ref-3-remove').getAttribute('title') === 'Remove image 3'")
+    for n in (1, 2, 3):
+        for suffix, words in CARD_BUTTONS.items():
+            button = page.locator(f"#edit-ref-{n}-{suffix}")
+            assert (button.get_attribute("aria-label"), button.get_attribute("title")) == (words.format(n=n),) * 2
+        assert page.get_attribute(f"#edit-ref-{n} button:has(img)", "aria-label").startswith(f"image {n}: drag")
+        assert page.locator(f"#edit-ref-{n} button[title='Show image {n} full screen']").count() == 1
+    nameless = page.evaluate("""() => {
+        const tab = document.querySelector('#edit-refs').closest('[role=tabpanel]');
+        return [...tab.querySelectorAll('button')]
+            .filter(b => b.offsetParent !== null && !/\\p{L}{2}/u.test(b.innerText))  // shown, no words of its own
+            .filter(b => !(b.getAttribute('aria-label') && b.getAttribute('title')))
+            .map(b => b.outerHTML.slice(0, 160));
+    }""")
+    assert nameless == []
+
+
+CONTRAST = """(selector) => {
+    const channels = (c) => c.match(/[\\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => [r, g, b].map((v) => v / 255)
+        .map((v) => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const text = document.querySelector(selector);
+    let back = text;  // the nearest ancestor with a background of its own
+    while (back && (channels(getComputedStyle(back).backgroundColor)[3] ?? 1) === 0) back = back.parentElement;
+    const [a, b] = [getComputedStyle(text).color, back ? getComputedStyle(back).backgroundColor : 'rgb(255,255,255)']
+        .map((c) => luminance(channels(c)));
+    return {ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05), px: parseFloat(getComputedStyle(text).fontSize)};
+}"""
+
+
+def test_the_paste_box_opens_ready_to_take_a_file(app: AppUnderTest, page, solid: list[str]) -> None:
+    open_tab(page, app, "FLUX.2-flex")
+    area = "#edit-paste [data-testid='upload-text']"
+    assert page.is_visible(area)  # an upload area at once: no source to pick first
+    for part in ("#edit-paste [data-testid='block-label']", area):
+        seen = page.evaluate(CONTRAST, part)
+        assert seen["ratio"] >= 4.5 and seen["px"] >= 14, (part, seen)
+    with page.expect_file_chooser() as chooser:  # one click on it browses
+        page.click(area)
+    chooser.value.set_files(solid[4])
+    page.wait_for_selector("#edit-card-1")
+    page.wait_for_selector(area)  # cleared, ready for the next
+    page.evaluate(DROPPED, "#edit-paste button.upload-container")  # a file dropped on it, as from the desktop
+    page.wait_for_selector("#edit-card-2")
+    page.focus("#edit-paste button.upload-container")  # and Ctrl+V with a picture on the clipboard
+    page.evaluate(PASTED, "#edit-paste button.upload-container")
+    page.wait_for_selector("#edit-card-3")
+    assert card_files(page)[0] == "solid-05.png" and len(card_files(page)) == 3
+    assert page.input_value("#edit-prompt textarea") == ""  # nothing went anywhere else
+
+
+PICTURE = """const canvas = Object.assign(document.createElement('canvas'), {width: 32, height: 32});
+        const g = canvas.getContext('2d'); g.fillStyle = 'rgb(25, 25, 230)'; g.fillRect(0, 0, 32, 32);
+        const blob = await new Promise(done => canvas.toBlob(done, 'image/png'));
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'picture.png', {type: 'image/png'}));
+        const target = document.querySelector(selector);"""
+DROPPED = f"""async (selector) => {{ {PICTURE}
+        for (const type of ['dragenter', 'dragover', 'drop'])
+            target.dispatchEvent(new DragEvent(type, {{dataTransfer: data, bubbles: true, cancelable: true}}));
+    }}"""
+PASTED = f"""async (selector) => {{ {PICTURE}
+        target.dispatchEvent(new ClipboardEvent('paste', {{clipboardData: data, bubbles: true, cancelable: true}}));
+    }}"""
 
 
 def test_a_broken_upload_is_named_and_everything_is_kept(app: AppUnderTest, page, solid: list[str],

@@ -32,7 +32,7 @@ def run_edit(page, instruction: str, expect: str) -> None:
 
 
 def wait_for_status(page, text: str) -> None:
-    page.wait_for_function("t => document.querySelector('#kontext-status').innerText.includes(t)", arg=text)
+    page.wait_for_function("t => document.querySelector('#kontext-status')?.innerText.includes(t)", arg=text)
 
 
 def logged(app: AppUnderTest, prompt: str) -> dict:
@@ -78,10 +78,10 @@ def test_a_chain_of_two_edits_and_a_step_back(app: AppUnderTest, page) -> None:
 def test_the_image_api_route_sends_to_images_edits(app: AppUnderTest, page) -> None:
     open_tab(page, app, "chelsea.png")
     page.click("#kontext-more button")  # unfold the parameters
-    page.wait_for_selector("#kontext-seed", state="visible")
+    page.wait_for_selector("#kontext-seed-group", state="visible")
     page.get_by_label("Image API edits").check()
     page.wait_for_function("document.querySelector('#kontext-route-note').innerText.includes('not sent')")
-    page.wait_for_selector("#kontext-seed", state="hidden")
+    page.wait_for_selector("#kontext-seed-group", state="hidden")
     assert page.is_visible("#kontext-output_format") and not page.is_visible("#kontext-safety_tolerance")
     page.fill("#kontext-prompt textarea", "give the cat a tiny hat")
     page.press("#kontext-prompt textarea", "Control+Enter")
@@ -98,3 +98,133 @@ def test_a_refusal_keeps_the_instruction_and_the_image(app: AppUnderTest, page) 
     assert page.get_attribute("#kontext-input img", "src").endswith("coffee.png")
     assert logged(app, instruction)["status"] != 200
     assert "No edits yet" in page.inner_text("#kontext-trail-list")
+
+
+def group_of(app: AppUnderTest, prompt: str) -> dict:
+    entry = next(e for e in app.runtime.history.list() if e.prompt == prompt)
+    return entry.settings["group"]
+
+
+def test_the_trail_comes_back_after_a_reload_in_this_browser_only(app: AppUnderTest, page, browser) -> None:
+    open_tab(page, app)
+    run_edit(page, "make it dusk, keep the astronaut", "Added edit 1")
+    page.click("#kontext-use-result")
+    page.wait_for_function("document.querySelector('#kontext-trail-list').innerText.includes('astronaut ◀ input now')")
+    run_edit(page, "add a full moon", "Added edit 2")
+    page.reload()
+    page.get_by_role("tab", name="Kontext edit").click()
+    wait_for_status(page, "back from History (2 edits)")
+    page.wait_for_function("document.querySelector('#kontext-trail-list').innerText.includes('full moon')")
+    trail = page.inner_text("#kontext-trail-list [data-testid=markdown]").splitlines()
+    assert trail == ["original", "edit 1: make it dusk, keep the astronaut ◀ input now", "edit 2: add a full moon"]
+    assert page.locator("#kontext-trail .thumbnail-item").count() == 3
+    assert page.input_value("#kontext-prompt textarea") == "add a full moon"
+    page.wait_for_selector("#kontext-input img")
+    page.wait_for_selector("#kontext-result img")
+    screenshot(page, "kontext-restored")
+
+    page.click("#kontext-use-result")  # the chain goes on from the restored trail
+    run_edit(page, "add a comet", "Added edit 3")
+    second = next(e for e in app.runtime.history.list() if e.prompt == "add a full moon")
+    ref = logged(app, "add a comet")["references"][0]
+    assert ref["mean_rgb"] == pytest.approx(mean_rgb(second.path), abs=2.0)  # edit 2's picture went out
+    chain = group_of(app, "make it dusk, keep the astronaut")
+    assert chain["kind"] == "kontext-trail" and chain["step"] == 1
+    assert group_of(app, "add a full moon") == {**chain, "step": 2}
+    assert group_of(app, "add a comet") == {**chain, "step": 3}
+    page.click("#kontext-trail .thumbnail-item >> nth=0")  # the original came back too
+    wait_for_status(page, "Stepped back: original is the input now")
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # another browser: nothing of it
+    try:
+        other = context.new_page()
+        other.set_default_timeout(20_000)
+        open_tab(other, app, "horse.png")
+        run_edit(other, "paint the horse gold", "Added edit 1")
+        other.wait_for_function("document.querySelector('#kontext-trail-list').innerText.includes('horse gold')")
+        lines = other.inner_text("#kontext-trail-list [data-testid=markdown]").splitlines()
+        assert lines == ["original ◀ input now", "edit 1: paint the horse gold"]
+        assert group_of(app, "paint the horse gold")["id"] != chain["id"]
+    finally:
+        context.close()
+
+
+PAINTED = """img => {
+  const r = img.getBoundingClientRect();
+  if (getComputedStyle(img).objectFit !== "contain" || !img.naturalWidth) return [r.x, r.y, r.width, r.height];
+  const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  return [r.x + (r.width - w) / 2, r.y + (r.height - h) / 2, w, h];
+}"""
+
+
+def overlaps(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def test_the_labels_do_not_cover_the_pictures(app: AppUnderTest, page) -> None:
+    open_tab(page, app, "rocket.jpg")  # a wide picture, and so a wide result
+    run_edit(page, "make it dawn", "Added edit 1")
+    page.wait_for_function("document.querySelector('#kontext-result img')?.complete")
+    for width in (1400, 420):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        for box in ("#kontext-input", "#kontext-result"):
+            label = page.locator(f"{box} > label[data-testid=block-label]")
+            box_of = label.bounding_box()
+            assert box_of is not None and box_of["width"] > 0
+            painted = page.locator(f"{box} img").evaluate(PAINTED)
+            assert painted[2] > 100 and painted[3] > 50, (box, painted)
+            edge = [box_of["x"], box_of["y"], box_of["width"], box_of["height"]]
+            assert not overlaps(edge, painted), (box, width, edge, painted)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    screenshot(page, "kontext-wide")
+
+
+def test_icon_only_buttons_on_the_tab_have_names(app: AppUnderTest, page) -> None:
+    open_tab(page, app, "coffee.png")
+    run_edit(page, "turn it into tea", "Added edit 1")
+    buttons = page.evaluate("""() => [...document.querySelector('#kontext-input').closest('[role=tabpanel]')
+        .querySelectorAll('button')].filter(b => b.offsetParent && !/\\p{L}/u.test(b.innerText))
+        .map(b => ({label: b.getAttribute('aria-label') || b.querySelector('img')?.alt, title: b.title,
+                    ours: !!b.closest('.flux-icon')}))""")
+    assert len(buttons) >= 5  # remove, fullscreen, download, upload, paste, the result (named by its alt text)
+    assert all(b["label"] for b in buttons), buttons
+    assert all(b["title"] == b["label"] for b in buttons if b["ours"]), buttons
+
+
+def test_reuse_from_history_brings_back_the_input_image_and_keeps_it(app: AppUnderTest, page) -> None:
+    open_tab(page, app, "chelsea.png")
+    run_edit(page, "give the cat a crown", "Added edit 1")
+    page.click("#kontext-use-result")
+    run_edit(page, "make the crown gold", "Added edit 2")
+    page.reload()  # History first: the tab (and its trail) are not shown yet
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-gallery button.thumbnail-lg:has(img[alt*='give the cat a crown'])").first.click()
+    page.wait_for_selector("#history-reuse:not([disabled])")
+    page.click("#history-reuse")
+    wait_for_status(page, "input image they edited loaded")
+    page.wait_for_function("document.querySelector('#kontext-trail-list')?.innerText.includes('crown gold')")
+    assert page.input_value("#kontext-prompt textarea") == "give the cat a crown"  # the reused one, not the trail's
+    lines = page.inner_text("#kontext-trail-list [data-testid=markdown]").splitlines()
+    assert lines[0] == "original ◀ input now"  # the reused input is the trail's original, and it stayed
+    before = len(app.emulator.requests())
+    page.click("#kontext-run")
+    wait_for_status(page, "New branch from original")
+    sent = app.emulator.requests()[before:]
+    first = next(r for r in app.emulator.requests() if r.get("prompt") == "give the cat a crown")
+    assert len(sent) == 1 and sent[0]["references"] == first["references"]  # the original picture went out again
+
+
+def test_the_seed_box_says_random_while_randomize_is_on(app: AppUnderTest, page) -> None:
+    open_tab(page, app)
+    page.click("#kontext-more button:has-text('More parameters')")
+    assert page.input_value("#kontext-seed-random textarea, #kontext-seed-random input") == ""
+    assert page.is_visible("#kontext-seed-random") and not page.is_visible("#kontext-seed input")
+    page.click("#kontext-randomize input")
+    page.wait_for_selector("#kontext-seed input", state="visible")
+    assert not page.is_visible("#kontext-seed-random")
+    page.fill("#kontext-seed input", "4242")
+    run_edit(page, "seeded edit", "Added edit 1")
+    assert logged(app, "seeded edit")["params"]["seed"] == 4242
+    screenshot(page, "kontext-seed-typed")

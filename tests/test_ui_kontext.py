@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,8 +15,9 @@ from conftest import SAMPLES
 from flux_ui.errors import ContentRefusedError, ValidationError
 from flux_ui.registry import MODELS, Route
 from flux_ui.runtime import Runtime
-from flux_ui.ui import kontext, kontext_edit, kontext_trail
+from flux_ui.ui import handlers, kontext, kontext_edit, kontext_restore, kontext_trail
 from flux_ui.ui.common import TabContext
+from flux_ui.ui.fanout import in_group
 from flux_ui.ui.kontext_edit import EditDone
 from flux_ui.ui.kontext_trail import Step
 
@@ -32,8 +34,9 @@ def mean_rgb(path: str | Path) -> list[float]:
 
 
 async def edit(runtime: Runtime, prompt: str, image: str, trail: list[Step], route: Route = Route.BFL,
-               params: dict[str, Any] | None = None) -> EditDone:
-    steps = [s async for s in kontext_edit.run_edit(runtime, KONTEXT, prompt, image, route, params or {}, trail)]
+               params: dict[str, Any] | None = None, chain: str | None = None) -> EditDone:
+    steps = [s async for s in kontext_edit.run_edit(runtime, KONTEXT, prompt, image, route, params or {}, trail,
+                                                    chain)]
     done = steps[-1]
     assert isinstance(done, EditDone)
     return done
@@ -104,11 +107,27 @@ def test_apply_loads_settings_back_and_asks_for_the_image() -> None:
     assert by_id["kontext-seed"]["value"] == 42 and by_id["kontext-safety_tolerance"]["value"] == 1
     assert by_id["kontext-aspect_ratio"]["value"] == "4:3" and by_id["kontext-output_format"]["value"] == "jpeg"
     assert "drop the input image in again" in by_id["kontext-status"]
+    assert by_id["kontext-input"] == gr.update()  # History kept no input image: the box stays as it is
     edits = handle.apply({"model": KONTEXT, "prompt": "p", "route": "images/edits", "params": {"n": 1}})
     by_id = {c.elem_id: u for c, u in zip(handle.outputs, edits, strict=True)}
     assert by_id["kontext-route"]["value"] == "images/edits" and by_id["kontext-seed"]["visible"] is False
     assert by_id["kontext-aspect_ratio"]["value"] == ""
     assert handle.apply({"model": "FLUX.2-pro"}) == [gr.update()] * len(handle.outputs)
+
+
+def test_apply_puts_the_stored_input_image_in_the_input_box(tmp_path: Path) -> None:
+    with gr.Blocks() as demo:
+        handle = kontext.build(TabContext(SimpleNamespace(models=(KONTEXT,)), demo))  # type: ignore[arg-type]
+    stored = tmp_path / "input.png"
+    stored.write_bytes((SAMPLES / "horse.png").read_bytes())
+    settings = {"model": KONTEXT, "prompt": "paint the horse gold", "route": "bfl", "params": {},
+                "input_files": [str(stored), str(tmp_path / "second.png")]}
+    by_id = {c.elem_id: u for c, u in zip(handle.outputs, handle.apply(settings), strict=True)}
+    assert by_id["kontext-input"] == str(stored) and by_id["kontext-prompt"]["value"] == "paint the horse gold"
+    assert "input image they edited loaded" in by_id["kontext-status"]
+    gone = handle.apply({**settings, "input_files": [str(tmp_path / "deleted.png")]})
+    by_id = {c.elem_id: u for c, u in zip(handle.outputs, gone, strict=True)}
+    assert by_id["kontext-input"] == gr.update() and "drop the input image in again" in by_id["kontext-status"]
 
 
 # --- the trail ------------------------------------------------------------------------------
@@ -137,6 +156,26 @@ def test_an_edit_from_an_earlier_step_branches_and_says_what_left() -> None:
 def test_an_unknown_picture_starts_a_new_trail() -> None:
     new, at, note = kontext_trail.extend_trail([A, B], C, Step("/d.png", "d", "x"))
     assert [s.digest for s in new] == ["c", "d"] and at == 0 and "new trail" in note
+
+
+def test_an_edit_knows_its_place_in_the_chain_before_it_is_sent() -> None:
+    trail = [A, Step("/b.png", "b", "make it night")]
+    assert kontext_trail.chain_place(trail, "b", "c" * 32) == ("c" * 32, 2)  # the next step of this chain
+    assert kontext_trail.chain_place(trail, "a", "c" * 32) == ("c" * 32, 1)  # a branch from the original
+    chain, step = kontext_trail.chain_place(trail, "z", "c" * 32)  # a new picture: a new chain
+    assert chain != "c" * 32 and len(chain) == 32 and step == 1
+    assert kontext_trail.chain_place([], "a", None)[1] == 1
+
+
+def test_replaying_a_chain_gives_back_the_trail_with_its_branches() -> None:
+    night, snow, day, rain = (Step(f"/{n}.png", n, n) for n in ("night", "snow", "day", "rain"))
+    trail, current = kontext_trail.rebuilt(A, [(1, night), (2, snow)])
+    assert trail == [A, night, snow] and current == 1
+    trail, current = kontext_trail.rebuilt(A, [(1, night), (2, snow), (1, day), (2, rain)])
+    assert trail == [A, day, rain] and current == 1  # the branch from the original, as extend_trail left it
+    trail, current = kontext_trail.rebuilt(A, [(1, night), (3, snow), ("2", day), (True, rain)])
+    assert trail == [A, night] and current == 0  # a step whose source is missing, or no step, is left out
+    assert kontext_trail.rebuilt(A, []) == ([A], None)
 
 
 def test_trail_texts() -> None:
@@ -184,3 +223,87 @@ async def test_errors_propagate_and_nothing_is_sent_without_an_image(runtime: Ru
     original = str(SAMPLES / "astronaut.png")
     with pytest.raises(ContentRefusedError):
         await edit(runtime, "please refuse-me", original, [])
+
+
+# --- the trail back from History ------------------------------------------------------------------
+
+async def test_each_step_is_saved_in_its_chain_and_the_trail_comes_back_from_it(runtime: Runtime) -> None:
+    original = str(SAMPLES / "astronaut.png")
+    first = await edit(runtime, "make it night", original, [])
+    second = await edit(runtime, "add snow", first.generated.path, first.trail, chain=first.chain)
+    assert second.chain == first.chain and len(first.chain) == 32
+    saved = [runtime.history.get(d.generated.entry.id) for d in (first, second)]
+    assert [e.settings["group"] for e in saved if e] == [{"kind": "kontext-trail", "id": first.chain, "step": n}
+                                                         for n in (1, 2)]
+    restored = kontext_restore.restore(runtime.history, first.chain)
+    assert isinstance(restored, kontext_restore.Restored)
+    assert [s.digest for s in restored.trail] == [s.digest for s in second.trail]  # the same pictures, in order
+    assert [s.instruction for s in restored.trail] == [None, "make it night", "add snow"]
+    assert restored.current == 1 and restored.latest.id == second.generated.entry.id
+    assert Path(restored.trail[0].path).read_bytes() == Path(original).read_bytes()  # History's copy of the input
+
+    value = kontext_restore.remembered(first.chain, None)
+    updates = kontext_restore.restore_updates(runtime.history, value, None)
+    assert len(updates) == kontext_restore.RESTORE_OUTPUTS
+    trail, current, chain, gallery, listing, image, result, info, use, prompt, status = updates
+    assert trail == restored.trail and current == 1 and chain == first.chain
+    assert len(gallery["value"]) == 3 and gallery["selected_index"] == 1 and "◀ **input now**" in listing
+    assert image == restored.trail[1].path and result == str(second.generated.entry.path)
+    assert use["visible"] is True and prompt == "add snow"
+    assert "back from History (2 edits)" in status and "edit 1: make it night is the input now" in status
+    assert f"seed {second.generated.result.seed}" in info
+    # the form already holds a picture and an instruction (History's "reuse settings"): they stay
+    held = kontext_restore.restore_updates(runtime.history, value, None, original, "make it night")
+    assert held[:3] == [restored.trail, 0, first.chain]  # the held picture is the trail's original
+    assert held[5:] == [gr.update()] * (kontext_restore.RESTORE_OUTPUTS - 5) and "◀ **input now**" in held[4]
+    elsewhere = kontext_restore.restore_updates(runtime.history, value, None, "", "make it night")
+    assert elsewhere[1] is None and "your own picture" in elsewhere[4]  # a picture it could not read: no step
+
+    third = await edit(runtime, "make it day", original, second.trail, chain=first.chain)  # a branch
+    assert third.chain == first.chain
+    branch = kontext_restore.restore(runtime.history, first.chain)
+    assert isinstance(branch, kontext_restore.Restored)
+    assert [s.instruction for s in branch.trail] == [None, "make it day"] and branch.current == 0
+    other = await edit(runtime, "make the cat blue", str(SAMPLES / "chelsea.png"), third.trail, chain=first.chain)
+    assert other.chain != first.chain  # another picture: a new chain, and the old one is still whole
+    assert kontext_restore.restore(runtime.history, first.chain) == branch
+
+
+async def test_a_chain_history_does_not_know_restores_nothing(runtime: Runtime) -> None:
+    done = await edit(runtime, "make it night", str(SAMPLES / "astronaut.png"), [])
+    nothing = [gr.update()] * kontext_restore.RESTORE_OUTPUTS
+    for value in (None, "", "not a record", {"chain": uuid.uuid4().hex, "user": None}, {"chain": "../" * 11},
+                  {"chain": done.chain.upper(), "user": None}, {"chain": done.chain, "user": "someone"},
+                  {"chain": done.generated.entry.id, "user": None}, [done.chain]):
+        assert kontext_restore.restore_updates(runtime.history, value, None) == nothing, value
+    mine = kontext_restore.remembered(done.chain, "ada")
+    assert "ada" not in str(mine)  # the browser keeps no user name
+    assert kontext_restore.restore_updates(runtime.history, mine, "grace") == nothing  # another person's
+    assert kontext_restore.restore_updates(runtime.history, mine, "ada")[2] == done.chain
+    grid = uuid.uuid4().hex  # a group of another kind is no trail
+    await handlers.generate(runtime, "FLUX.2-pro", "a red fox", {}, extra=in_group("grid", grid, cell=[0, 0]))
+    assert runtime.history.list(group=grid) and kontext_restore.restore(runtime.history, grid) is None
+    assert kontext_restore.restore_updates(runtime.history, {"chain": grid, "user": None}, None) == nothing
+
+
+async def test_a_trail_whose_original_is_gone_says_so(runtime: Runtime, tmp_path: Path) -> None:
+    picture = tmp_path / "mine.png"
+    picture.write_bytes((SAMPLES / "coffee.png").read_bytes())
+    done = await edit(runtime, "make it matcha", str(picture), [])
+    entry = runtime.history.get(done.generated.entry.id)
+    assert entry is not None and entry.inputs
+    for stored in entry.inputs:
+        stored.unlink()
+    updates = kontext_restore.restore_updates(runtime.history, kontext_restore.remembered(done.chain, None), None)
+    assert updates[:-1] == [gr.update()] * (kontext_restore.RESTORE_OUTPUTS - 1)  # the page keeps what it shows
+    assert "original picture is no longer in the outputs folder" in updates[-1]
+
+
+async def test_a_result_whose_file_is_gone_leaves_the_trail_before_it(runtime: Runtime) -> None:
+    first = await edit(runtime, "make it night", str(SAMPLES / "astronaut.png"), [])
+    second = await edit(runtime, "add snow", first.generated.path, first.trail, chain=first.chain)
+    second.generated.entry.path.unlink()  # deleted by hand from the outputs folder
+    restored = kontext_restore.restore(runtime.history, first.chain)
+    assert isinstance(restored, kontext_restore.Restored)
+    assert [s.instruction for s in restored.trail] == [None, "make it night"] and restored.current == 0
+    assert restored.latest.id == first.generated.entry.id

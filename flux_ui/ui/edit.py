@@ -1,21 +1,18 @@
 """The "Edit with references" tab: several photos, in order, combined by a FLUX.2 model.
 
-The references are an ordered list of file paths in a ``gr.State``, shown as cards "image 1" …
-"image N" (the names prompts use). The cards are fixed slots, as many as the largest limit,
-shown or hidden, rather than ``@gr.render``: a re-render replaces its event handlers, so a
-second quick click on an arrow reached a handler that no longer existed and was lost. A
-hidden ``gr.File`` mirrors the list so that Generate and the ``/edit`` API endpoint are one
-event with one file input. Layout and wiring only: the list operations are in
-``references``, the request in ``handle_edit`` and ``run_edit`` (plain async generators), a run of
-variations (``count`` above 1) in ``handle_edit_variations`` with :mod:`flux_ui.ui.variations`.
+The references are an ordered list of file paths shown as cards "image 1" … "image N" (the names
+prompts use): the cards and every change to their list are in :mod:`flux_ui.ui.edit_cards`, the
+list operations in :mod:`flux_ui.ui.references`. Here: the layout around them, the request in
+``handle_edit`` and ``run_edit`` (plain async generators), a run of variations (``count`` above 1)
+in ``handle_edit_variations`` with :mod:`flux_ui.ui.variations`, and History's "reuse settings",
+which puts back the references it kept, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from flux_ui.client import model_id_text
 from flux_ui.errors import FluxError, ReferenceImageError, ValidationError
 from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
-from flux_ui.ui import examples, handlers, image_form, progress, references, variations, view_code
+from flux_ui.ui import edit_cards, examples, handlers, image_form, progress, references, variations, view_code
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
@@ -41,56 +38,12 @@ from flux_ui.ui.controls import all_param_names, wire_model_controls
 from flux_ui.ui.layout import model_dropdown, prompt_row
 from flux_ui.ui.prompt_tools import wire_prompt_tools
 from flux_ui.ui.quota_gate import QuotaGate, quota_gate
-from flux_ui.ui.text import inert
+from flux_ui.ui.references import file_paths
 from flux_ui.ui.workarounds import accept_raw_files
 
 TAB = "edit"
 #: How an API caller sends references, for messages about ones that are not files.
 REFERENCES_EXAMPLE = 'references=[handle_file("cat.jpg"), handle_file("sofa.jpg")]'
-# Bold arrows that read at button size; U+FE0E asks for the text glyph, not an emoji.
-EARLIER, LATER = "\u2b05\ufe0e", "\u27a1\ufe0e"
-#: How every change to the reference list runs: one at a time and none dropped, so quick clicks on ← add up.
-SERIAL: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden", "trigger_mode": "multiple",
-                          "concurrency_id": "edit-references", "concurrency_limit": 1}
-
-
-@dataclass
-class Slot:
-    """One reference card: "image N", its picture and its buttons. Built once, shown as needed."""
-
-    card: gr.Column
-    image: gr.Image
-    unsent: gr.Markdown
-    earlier: gr.Button
-    later: gr.Button
-    replace: gr.UploadButton
-    remove: gr.Button
-
-    @classmethod
-    def build(cls, number: int) -> Slot:
-        with gr.Column(visible=False, min_width=148, scale=0, elem_id=f"edit-card-{number}",
-                       elem_classes=["edit-card"]) as card:
-            image = gr.Image(label=f"image {number}", interactive=False, height=130, buttons=["fullscreen"],
-                             elem_id=f"edit-ref-{number}")
-            unsent = gr.Markdown("⚠️ **not sent**", visible=False, elem_id=f"edit-ref-{number}-unsent")
-            with gr.Row():
-                earlier = gr.Button(EARLIER, size="sm", min_width=0, elem_id=f"edit-ref-{number}-earlier")
-                later = gr.Button(LATER, size="sm", min_width=0, elem_id=f"edit-ref-{number}-later")
-                replace = gr.UploadButton("↻", size="sm", min_width=0, file_types=["image"],
-                                          elem_id=f"edit-ref-{number}-replace")
-                remove = gr.Button("✕", size="sm", min_width=0, variant="stop", elem_id=f"edit-ref-{number}-remove")
-        return cls(card, image, unsent, earlier, later, replace, remove)
-
-    @property
-    def components(self) -> list[Any]:
-        """What :meth:`show` updates, in its order."""
-        return [self.card, self.image, self.unsent, self.earlier, self.later]
-
-    def show(self, path: str | None, index: int, count: int, sent: bool) -> list[Any]:
-        if path is None:
-            return [gr.update(visible=False), None, gr.update(visible=False), gr.update(), gr.update()]
-        return [gr.update(visible=True), path, gr.update(visible=not sent), gr.update(interactive=index > 0),
-                gr.update(interactive=index < count - 1)]
 
 
 def edit_models(models: Sequence[str]) -> list[str]:
@@ -173,69 +126,33 @@ async def handle_edit_variations(runtime: Runtime, models: Sequence[str], model:
         yield step
 
 
-def reuse_message(count: int) -> str:
-    """What the status says after History's "reuse settings": references are not stored there."""
-    if count == 0:
-        return "Settings loaded. History does not keep reference images: add the reference images again."
-    order = ", in the same order" if count > 1 else ""
-    return (f"Settings loaded. That image was made from {references.count_word(count)} reference "
-            f"image{'s' if count > 1 else ''}, which History does not keep: add the reference images again{order}.")
-
-
-def file_paths(value: Any) -> list[str]:
-    """Gradio hands a multi-file input over as paths (or None when empty)."""
-    if not value:
-        return []
-    items = value if isinstance(value, list | tuple) else [value]
-    return [str(getattr(v, "path", v)) for v in items]
+def reuse_message(settings: Mapping[str, Any]) -> str:
+    """What the status says after History's "reuse settings": which references came back with the settings."""
+    made = len(settings.get("references") or [])
+    kept = len(references.stored_inputs(settings))
+    if kept and kept >= made:
+        return (f"Settings loaded, with {'its' if kept > 1 else 'the'} {references.count_word(kept)} reference "
+                f"image{'s' if kept > 1 else ''} in the order {'they were' if kept > 1 else 'it was'} sent.")
+    if kept:
+        return (f"Settings loaded, with {kept} of the {made} reference images that image was made from; History no "
+                "longer has the others: add them again, each in its place, before you run it.")
+    if "input_files" in settings:  # kept once, gone from the outputs folder since (History names them)
+        return ("Settings loaded. History no longer has the reference images that image was made from: add "
+                "them again, in the same order, before you run it.")
+    if made == 0:
+        return "Settings loaded. History has no reference images for that image: add the reference images again."
+    order = ", in the same order" if made > 1 else ""
+    return (f"Settings loaded. That image was made from {references.count_word(made)} reference "
+            f"image{'s' if made > 1 else ''}, saved before History kept them: add the reference images again{order}.")
 
 
 # --- layout ---------------------------------------------------------------------------------------
 
 @dataclass
-class _References:
-    """Where references are added, listed and reordered: ``refs`` holds the list, ``files`` mirrors it as
-    the file input Generate and the /edit endpoint read."""
-
-    add_many: gr.UploadButton
-    paste: gr.Image
-    refs: gr.State
-    files: gr.File
-    summary: gr.Markdown
-    slots: list[Slot]
-    note: gr.Markdown
-
-    @property
-    def view(self) -> list[Any]:
-        """What shows the list: the summary, then every slot's components."""
-        return [self.summary, *(c for slot in self.slots for c in slot.components)]
-
-    @property
-    def outputs(self) -> list[Any]:
-        """What a change to the list updates, in :func:`_wire_references`' ``emit`` order."""
-        return [self.refs, self.files, self.note, *self.view]
-
-
-@dataclass
 class _Page:
     form: image_form.ImageForm
-    refs: _References
+    refs: edit_cards.Cards
     shown: gr.Examples | None
-
-
-def _references(models: Sequence[str], add_many: gr.UploadButton, paste: gr.Image) -> _References:
-    """The list, its hidden file mirror and the panel of cards, one slot per image the largest limit allows."""
-    refs = gr.State([])
-    files = gr.File(file_count="multiple", file_types=["image"], label="References", visible=False,
-                    elem_id="edit-refs-files")
-    with gr.Column(elem_id="edit-refs", variant="panel"):
-        gr.Markdown("References are sent in the order shown, as *image 1*, *image 2*, …: name them that way in "
-                    f"the prompt. {EARLIER} {LATER} reorder, ↻ replaces one file, ✕ removes.", elem_id="edit-help")
-        summary = gr.Markdown(references.summary([], models[0], models), elem_id="edit-refs-summary")
-        with gr.Row(elem_id="edit-cards"):
-            slots = [Slot.build(number) for number in range(1, max(map(references.limit_of, models)) + 1)]
-        note = gr.Markdown("", elem_id="edit-refs-status", elem_classes=["flux-status"])
-    return _References(add_many, paste, refs, files, summary, slots, note)
 
 
 def _layout(models: Sequence[str]) -> _Page:
@@ -244,67 +161,24 @@ def _layout(models: Sequence[str]) -> _Page:
         model = model_dropdown("edit", models, scale=2, min_width=280)
         add_many = gr.UploadButton("Add images…", file_count="multiple", file_types=["image"],
                                    elem_id="edit-add", variant="secondary", scale=1, min_width=160)
-        paste = gr.Image(sources=["clipboard", "upload"], type="filepath", label="Paste or drop one image",
+        # Upload first: the box opens as a drop area (click it to browse); the clipboard is the other source.
+        paste = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Paste or drop one image",
                          elem_id="edit-paste", height=150, scale=1, min_width=200)
-    refs = _references(models, add_many, paste)
+    refs = edit_cards.build(models, add_many, paste)
     shown = examples.edit(models)  # next to the cards it fills
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             row = prompt_row("edit", placeholder="Put the cat from image 2 on the sofa in image 1, soft window light",
                              info="Ctrl+Enter (⌘+Enter) generates.", status_label="Status")
             params = image_form.param_controls("edit", all_param_names(models))
-        with gr.Column(scale=3, min_width=320):
+        with gr.Column(scale=3, min_width=320, elem_id="edit-result"):  # assets/scroll.js: <tab>-result
             result = image_form.result_panel("edit", caption_label="Caption")
     return _Page(image_form.ImageForm(model, row, params, result), refs, shown)
 
 
 # --- wiring ---------------------------------------------------------------------------------------
 
-def _wire_references(models: Sequence[str], model: gr.Dropdown, r: _References) -> Callable[..., list[Any]]:
-    """Adding, pasting, moving, replacing and removing references, and a model change, each redrawing the
-    list (past the model's limit: marked, never dropped); returns the add step, which examples reuse."""
-    def show(paths: list[str], model_id: str) -> list[Any]:
-        """The summary and every slot for this list and model (past the limit: marked, never dropped)."""
-        limit = references.limit_of(model_id)
-        updates: list[Any] = [references.summary(paths, model_id, models)]
-        for index, slot in enumerate(r.slots):
-            updates += slot.show(paths[index] if index < len(paths) else None, index, len(paths), index < limit)
-        return updates
-
-    def emit(paths: list[str], model_id: str, message: str = "") -> list[Any]:
-        return [paths, paths, f"⚠️ {inert(message)}" if message else "", *show(paths, model_id)]
-
-    def on_move(index: int, offset: int, paths: list[str], model_id: str) -> list[Any]:
-        return emit(references.move(paths, index, offset), model_id)
-
-    def on_remove(index: int, paths: list[str], model_id: str) -> list[Any]:
-        return emit(references.remove(paths, index), model_id)
-
-    def on_replace(index: int, paths: list[str], new: str | None, model_id: str) -> list[Any]:
-        return emit(references.replace(paths, index, new), model_id)
-
-    for index, slot in enumerate(r.slots):
-        slot.earlier.click(partial(on_move, index, -1), [r.refs, model], r.outputs, **SERIAL)
-        slot.later.click(partial(on_move, index, 1), [r.refs, model], r.outputs, **SERIAL)
-        slot.remove.click(partial(on_remove, index), [r.refs, model], r.outputs, **SERIAL)
-        slot.replace.upload(partial(on_replace, index), [r.refs, slot.replace, model], r.outputs, **SERIAL)
-
-    def on_add(paths: list[str], new: Any, model_id: str) -> list[Any]:
-        kept, message = references.add(paths, file_paths(new), model_id)
-        return emit(kept, model_id, message)
-
-    def on_paste(paths: list[str], new: str | None, model_id: str) -> list[Any]:
-        if not new:  # the field clearing itself
-            return [gr.update()] * (len(r.outputs) + 1)
-        return [*on_add(paths, [new], model_id), None]  # clear the field for the next paste
-
-    r.add_many.upload(on_add, [r.refs, r.add_many, model], r.outputs, **SERIAL)
-    r.paste.change(on_paste, [r.refs, r.paste, model], [*r.outputs, r.paste], **SERIAL)
-    model.change(show, [r.refs, model], r.view, **SERIAL)
-    return on_add
-
-
-def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: _References,
+def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: edit_cards.Cards,
                    gate: QuotaGate) -> None:
     """Generate: the /edit endpoint, then the seed to reuse, a reference problem by the references, Stop
     hidden; and /edit_variations, every image of a run at once for programs."""
@@ -340,15 +214,16 @@ def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.Ima
               *form.variation_inputs, page_box]
 
     def problem(done: dict[str, Any]) -> list[Any]:
-        """A reference problem the run left, shown by the references."""
-        return [done.get("problem") or gr.update()]
+        """A reference problem the run left, shown by the references (not a refused upload's note)."""
+        found = done.get("problem")
+        return [found, False] if found else [gr.update(), gr.update()]
 
     # preprocess=False: values reach handle_edit as sent, and the client's validation, which knows each
     # model's own bounds, answers bad ones; Gradio would check them against the bounds the controls were
     # built with, in its own words. References still arrive only as files Gradio received (accept_raw_files).
     accept_raw_files(r.files)
     image_form.wire_image_run(runtime, form, endpoint_fn, inputs, api_name="edit", box=page_box, extra=problem,
-                              extra_outputs=[r.note])
+                              extra_outputs=[r.note, r.refused])
 
     def handler(model: Any, prompt: Any, *rest: Any) -> AsyncIterator[variations.Variations]:
         return handle_edit_variations(runtime, models, model, prompt, *rest)
@@ -359,7 +234,7 @@ def _wire_generate(runtime: Runtime, models: Sequence[str], form: image_form.Ima
                                          "references at once, each its own request with its own seed.")
 
 
-def _wire_code(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: _References) -> None:
+def _wire_code(runtime: Runtime, models: Sequence[str], form: image_form.ImageForm, r: edit_cards.Cards) -> None:
     """View code's button: the form as it stands, the references as image1.png … (only their number counts)."""
     names = form.names
 
@@ -387,12 +262,26 @@ def build(ctx: TabContext) -> TabHandle:
         return TabHandle(tab_id="edit", name=TAB)
     page = _layout(models)
     form = page.form
-    on_add = _wire_references(models, form.model, page.refs)
+    on_add = edit_cards.wire(form.model, page.refs)
     follow = wire_model_controls(ctx.demo, form.model, form.params.presets, form.params.controls)
     examples.follow_edit(page.shown, form.row.prompt, form.model, on_add, page.refs.outputs, follow,
-                         **SERIAL)  # the list via on_add
+                         **edit_cards.SERIAL)  # the list via on_add
     _wire_generate(ctx.runtime, models, form, page.refs, quota_gate(ctx.demo))
     _wire_code(ctx.runtime, models, form, page.refs)
     wire_prompt_tools(ctx.runtime, form.row, TAB, form.model, form.params.controls)
-    return image_form.image_handle("edit", TAB, form, models,
-                        message=lambda settings: reuse_message(len(settings.get("references") or [])))
+    return _handle(form, page.refs, models)
+
+
+def _handle(form: image_form.ImageForm, cards: edit_cards.Cards, models: Sequence[str]) -> TabHandle:
+    """History's "reuse settings": the form as Text to image loads it, then the references it kept, in
+    order (``input_files``); without them the cards stay as they are and the status says so."""
+    base = image_form.image_handle("edit", TAB, form, models, message=reuse_message)
+
+    def apply(settings: Mapping[str, Any]) -> list[Any]:
+        loaded = base.apply(settings)
+        if settings.get("model") not in models:
+            return [*loaded, *cards.unchanged()]
+        return [*loaded, *cards.restored(settings)]
+
+    return TabHandle(tab_id=base.tab_id, name=base.name, outputs=[*base.outputs, *cards.outputs], apply=apply,
+                     models=base.models)

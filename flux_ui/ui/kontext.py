@@ -3,12 +3,13 @@
 This module lays the tab out, then wires it: the model and route choices, the /kontext endpoint,
 the edit trail's gallery, View code (:mod:`flux_ui.ui.view_code`) and "reuse settings". The edit
 itself (models, routes, parameters and their controls, sending it) is :mod:`flux_ui.ui.kontext_edit`;
-the trail as plain data is :mod:`flux_ui.ui.kontext_trail`.
+the trail as plain data is :mod:`flux_ui.ui.kontext_trail`, and bringing it back after a reload
+:mod:`flux_ui.ui.kontext_restore`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,9 @@ from gradio.events import Dependency
 
 from flux_ui.client import model_id_text
 from flux_ui.errors import FluxError
-from flux_ui.registry import MODELS, Route
+from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
-from flux_ui.ui import examples, handlers, view_code
+from flux_ui.ui import examples, view_code
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
@@ -29,17 +30,21 @@ from flux_ui.ui.common import (
     from_program,
     handoff,
     leave,
+    received_files,
     take,
     unchanged,
+    upload_roots,
     wire_run,
 )
-from flux_ui.ui.controls import all_param_names
+from flux_ui.ui.controls import all_param_names, seed_boxes, toggle_seed
 from flux_ui.ui.kontext_edit import (
+    IMAGE_EXAMPLE,
     ROUTE_LABELS,
     TAB,
     carried,
     control_update,
     declaration,
+    done_caption,
     done_status,
     edit_models,
     edit_params,
@@ -51,6 +56,14 @@ from flux_ui.ui.kontext_edit import (
     route_choices,
     route_note,
 )
+from flux_ui.ui.kontext_restore import (
+    RESTORE_OUTPUTS,
+    apply_settings,
+    browser_state,
+    remembered,
+    restore_updates,
+    show_trail,
+)
 from flux_ui.ui.kontext_trail import (
     EMPTY_TRAIL,
     TRAIL_COLUMNS,
@@ -58,44 +71,12 @@ from flux_ui.ui.kontext_trail import (
     next_input_text,
     step_back_text,
     step_index,
-    trail_gallery,
     trail_height,
     trail_text,
 )
 from flux_ui.ui.layout import PromptRow, model_dropdown, prompt_row
 from flux_ui.ui.prompt_tools import wire_prompt_tools
 from flux_ui.ui.workarounds import accept_raw_files
-
-LOADED = ("Settings loaded. History keeps results, not the pictures they were made from: drop the input "
-          "image in again, then press Generate.")
-
-
-def apply_settings(models: Sequence[str], names: Sequence[str], settings: Mapping[str, Any]) -> list[Any]:
-    """Load a saved edit's model, instruction, route, seed and parameters (not its input image): updates for
-    the model, prompt, route, randomize, each control in ``names`` and the status."""
-    model_id = settings.get("model")
-    if model_id not in models:
-        return [gr.update()] * (5 + len(names))
-    spec = MODELS[model_id]
-    offered = [r.value for r in edit_routes(spec)]
-    route_value = settings.get("route") if settings.get("route") in offered else offered[0]
-    chosen = Route(route_value)
-    params = dict(settings.get("params") or {})
-    if isinstance(settings.get("seed"), int):
-        params["seed"] = settings["seed"]
-    params.setdefault("aspect_ratio", "")  # not recorded: the input image's shape was matched
-    updates = []
-    for name in names:
-        update = control_update(spec, name, chosen)
-        if name in params and spec.param(name) is not None:
-            update["value"] = params[name]
-        updates.append(update)
-    seed = spec.param("seed")
-    return [gr.update(value=model_id), gr.update(value=settings.get("prompt", "")),
-            gr.update(choices=route_choices(spec), value=route_value, visible=len(offered) > 1),
-            gr.update(value="seed" not in params, visible=seed is not None and carried(seed, chosen)),
-            *updates, LOADED]
-
 
 # --- layout ---------------------------------------------------------------------------------------
 
@@ -112,6 +93,8 @@ class _Inputs:
     row: PromptRow
     controls: dict[str, Any]
     randomize: gr.Checkbox
+    seed_group: gr.Column  # Randomize seed and the seed boxes
+    seed_boxes: tuple[gr.Column, gr.Column] | None  # the seed box and the "random" box (controls.seed_boxes)
 
     @property
     def names(self) -> list[str]:
@@ -134,6 +117,8 @@ class _Outputs:
     shown: gr.Examples | None
     trail: gr.State
     current: gr.State
+    chain: gr.State  # the trail's id in History
+    saved: gr.BrowserState  # the same id, kept in the browser for the next visit
     code: view_code.CodePanel
 
 
@@ -162,16 +147,22 @@ def _inputs(models: list[str]) -> _Inputs:
                      info="Say what to change and what to keep. Ctrl+Enter (⌘+Enter) generates.")
     more = ", ".join(declaration(models, n).label.lower() for n in other_names)
     with gr.Accordion(f"More parameters: {more}", open=False, elem_id="kontext-more"):
-        randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="kontext-randomize",
-                                info="Untick to send the seed below.")
+        with gr.Column(elem_id="kontext-seed-group") as seed_group:  # hidden on a route that sends no seed
+            randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="kontext-randomize",
+                                    info="Untick to send the seed below.")
+            boxes = None
+            if "seed" in other_names:
+                seed = declaration(models, "seed")
+                boxes = seed_boxes("kontext", lambda: controls.setdefault("seed", make_control(seed, models)))
         for name in other_names:
-            controls[name] = make_control(declaration(models, name), models)
-    return _Inputs(size_names, other_names, model, route, note, image, row, controls, randomize)
+            if name != "seed":
+                controls[name] = make_control(declaration(models, name), models)
+    return _Inputs(size_names, other_names, model, route, note, image, row, controls, randomize, seed_group, boxes)
 
 
 def _outputs(models: list[str], i: _Inputs) -> _Outputs:
     result = gr.Image(label="Result", type="filepath", interactive=False, elem_id="kontext-result",
-                      buttons=["download", "fullscreen"], height=480)
+                      buttons=["download", "fullscreen"], height=480, alt_text="The latest edit's result")
     info = gr.Markdown("The edited picture appears here, saved to History as it arrives.", elem_id="kontext-info")
     use = gr.Button("Use this result as the next input", elem_id="kontext-use-result", visible=False)
     gr.Markdown("### Edit trail")
@@ -181,7 +172,8 @@ def _outputs(models: list[str], i: _Inputs) -> _Outputs:
     trail_md = gr.Markdown(EMPTY_TRAIL, elem_id="kontext-trail-list")
     code = view_code.code_panel("kontext")
     shown = examples.kontext(models, i.image, i.row.prompt, i.model)
-    return _Outputs(result, info, use, gallery, trail_md, shown, gr.State([]), gr.State(None), code)
+    return _Outputs(result, info, use, gallery, trail_md, shown, gr.State([]), gr.State(None), gr.State(None),
+                    browser_state(), code)
 
 
 # --- wiring ---------------------------------------------------------------------------------------
@@ -204,13 +196,12 @@ def _wire_model(ctx: TabContext, i: _Inputs) -> Callable[[str, str], list[Any]]:
                 gr.update(choices=route_choices(spec), value=chosen, visible=len(offered) > 1),
                 *visibility(model_id, chosen, reset=True)]
 
-    if "seed" in i.controls:
-        i.randomize.change(lambda r: gr.update(interactive=not r), i.randomize, i.controls["seed"],
-                           api_visibility="private")
-    model_outputs = [i.model, i.route, i.note, i.randomize, *i.ordered]
+    if i.seed_boxes is not None:
+        toggle_seed(i.randomize, *i.seed_boxes)
+    model_outputs = [i.model, i.route, i.note, i.seed_group, *i.ordered]
     i.model.input(on_model, [i.model, i.route], model_outputs, api_visibility="private")
     ctx.demo.load(on_model, [i.model, i.route], model_outputs, api_visibility="private")
-    i.route.change(lambda m, r: visibility(m, r, reset=False), [i.model, i.route], [i.note, i.randomize, *i.ordered],
+    i.route.change(lambda m, r: visibility(m, r, reset=False), [i.model, i.route], [i.note, i.seed_group, *i.ordered],
                    api_visibility="private")
     return on_model
 
@@ -228,34 +219,30 @@ def _edit_endpoint(runtime: Runtime, models: list[str], i: _Inputs) -> Callable[
         which carries only the aspect ratio and output format). An empty aspect_ratio matches the
         input image. The other parameters are the capability registry's, by name; None means the
         model's default, and safety_tolerance is at most 2 when editing. Returns the saved result
-        file (the service's original bytes and format), a caption with size, seed, time and cost,
-        and a status message; a bad input comes back as the message, with nothing sent.
+        file (the service's original bytes and format), a caption with size, seed, time and cost
+        (and, on the Image API route, the parameters it did not carry), and a message: empty when
+        all went well; a bad input comes back as the message, with nothing sent.
         """
-        *values, trail, box = rest
+        *values, trail, chain, box = rest
         keep = unchanged(request)
+        program = from_program(request)
         named = dict(zip(i.names, [*values[:sizes], *values[sizes + 1:]], strict=True))
         try:
             async for step in handle_kontext(runtime, models, model_value, prompt_text, image_value, route_value,
-                                             values[sizes], named, trail or []):
+                                             values[sizes], named, trail or [], chain):
                 if isinstance(step, str):
                     yield keep, keep, step
                     continue
                 result = step.generated.result
-                leave(box, trail=step.trail, current=step.current, result=result)
-                yield (step.generated.path, handlers.caption(result),
-                       done_status(step, result.route, markdown=not from_program(request)))
+                leave(box, trail=step.trail, current=step.current, result=result, chain=step.chain)
+                yield (step.generated.path, done_caption(step, result.route, program),
+                       "" if program else done_status(step, result.route))
         except FluxError as err:
             yield keep, keep, error_text(err, request)
 
     return endpoint(kontext, "kontext", ["model", "prompt", "image"], {
         "route": None, **dict.fromkeys(i.size_names), "randomize_seed": True, **dict.fromkeys(i.other_names),
-        "trail": None, "page": None})  # session state, not part of the API (see handoff())
-
-
-def _show_trail(trail: list[Step], current: int | None) -> tuple[Any, str]:
-    return (gr.update(value=trail_gallery(trail), visible=bool(trail), selected_index=current,
-                      height=trail_height(len(trail))),
-            trail_text(trail, current))
+        "trail": None, "chain": None, "page": None})  # session state, not part of the API (see handoff())
 
 
 def _wire_edit(runtime: Runtime, models: list[str], i: _Inputs, o: _Outputs) -> None:
@@ -263,25 +250,55 @@ def _wire_edit(runtime: Runtime, models: list[str], i: _Inputs, o: _Outputs) -> 
     endpoint_fn = _edit_endpoint(runtime, models, i)
     page_box = handoff()
     inputs = [i.model, i.row.prompt, i.image, i.route, *(i.controls[n] for n in i.size_names), i.randomize,
-              *(i.controls[n] for n in i.other_names), o.trail, page_box]
+              *(i.controls[n] for n in i.other_names), o.trail, o.chain, page_box]
     outputs = [o.result, o.info, i.row.status]  # what the API returns, in its order: no State, no button
     # preprocess=False: values reach handle_kontext as sent and are refused there in flux-ui's words (Gradio
     # would check them against the controls' bounds); the image still arrives only as a file Gradio received.
     accept_raw_files(i.image)
 
-    def after_run(box: dict[str, Any]) -> tuple[Any, ...]:
-        """The trail, "Use this result" and the code of the request sent after an edit, and Stop hidden,
-        once a run has ended."""
+    def after_run(box: dict[str, Any], request: gr.Request) -> tuple[Any, ...]:
+        """The trail (and its id, for this session and the browser), "Use this result" and the code of the
+        request sent after an edit, and Stop hidden, once a run has ended."""
         done = take(box)
         if "trail" not in done:  # nothing was made: the trail stays as it was
-            return (*[gr.update()] * (5 + len(o.code.outputs)), gr.update(visible=False))
-        trail, current = done["trail"], done["current"]
-        return (trail, current, *_show_trail(trail, current), gr.update(visible=True),
-                *view_code.sent_code(runtime.settings, done["result"]), gr.update(visible=False))
+            return (*[gr.update()] * (7 + len(o.code.outputs)), gr.update(visible=False))
+        trail, current, chain = done["trail"], done["current"], done["chain"]
+        return (trail, current, chain, remembered(chain, request.username), *show_trail(trail, current),
+                gr.update(visible=True), *view_code.sent_code(runtime.settings, done["result"]),
+                gr.update(visible=False))
 
     wire_run(endpoint_fn, inputs, outputs, api_name="kontext", run=i.row.run, stop=i.row.stop, status=i.row.status,
              after=after_run, after_inputs=page_box,
-             after_outputs=[o.trail, o.current, o.gallery, o.trail_md, o.use, *o.code.outputs, i.row.stop])
+             after_outputs=[o.trail, o.current, o.chain, o.saved, o.gallery, o.trail_md, o.use, *o.code.outputs,
+                            i.row.stop])
+
+
+def _wire_restore(ctx: TabContext, i: _Inputs, o: _Outputs) -> None:
+    """When the tab first shows, the browser's latest trail back from History, as after its last edit.
+
+    The browser state reads its value when the tab first renders (a tab not shown at page load is not
+    rendered), and that fires its change event: so the restore hangs on it, not on the page's load. It
+    changes again after each edit, when this session's trail is already the one it names.
+    """
+    def restore(value: Any, chain: str | None, image: Any, prompt: Any, request: gr.Request) -> list[Any]:
+        if chain is not None:  # this session has a trail of its own
+            return [gr.update()] * RESTORE_OUTPUTS
+        held = None
+        if image is not None:  # checked as an edit checks it before reading it: "" when it cannot be read
+            try:
+                held = (received_files(image, upload_roots(ctx.runtime), "The input image", IMAGE_EXAMPLE,
+                                       numbered=False) or [""])[0]
+            except FluxError:
+                held = ""
+        return restore_updates(ctx.runtime.history, value, request.username, held, prompt)
+
+    outputs = [o.trail, o.current, o.chain, o.gallery, o.trail_md, i.image, o.result, o.info, o.use, i.row.prompt,
+               i.row.status]
+    assert len(outputs) == RESTORE_OUTPUTS
+    # preprocess=False: the input box takes raw payloads (accept_raw_files); only whether it holds one matters.
+    # Progress on the (invisible) chain state: in a tab rendered late, Gradio showed a timer on every output.
+    o.saved.change(restore, [o.saved, o.chain, i.image, i.row.prompt], outputs, api_visibility="private",
+                   show_progress="hidden", show_progress_on=o.chain, preprocess=False)
 
 
 def _wire_code(runtime: Runtime, models: list[str], i: _Inputs, o: _Outputs) -> None:
@@ -330,7 +347,7 @@ def _wire_trail(i: _Inputs, o: _Outputs, on_model: Callable[[str, str], list[Any
     def after_example(event: Dependency) -> Dependency:
         """An example's model and picture, as if the person had picked the one and dropped the other."""
         private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
-        model_outputs = [i.model, i.route, i.note, i.randomize, *i.ordered]
+        model_outputs = [i.model, i.route, i.note, i.seed_group, *i.ordered]
         return event.then(on_model, [i.model, i.route], model_outputs, **private).then(
             own_picture, o.trail, [o.current, o.trail_md], **private)
 
@@ -350,6 +367,7 @@ def build(ctx: TabContext) -> TabHandle:
             o = _outputs(models, i)
     on_model = _wire_model(ctx, i)
     _wire_edit(ctx.runtime, models, i, o)
+    _wire_restore(ctx, i, o)
     _wire_trail(i, o, on_model)
     _wire_code(ctx.runtime, models, i, o)
     wire_prompt_tools(ctx.runtime, i.row, TAB, i.model, i.controls)
@@ -358,4 +376,4 @@ def build(ctx: TabContext) -> TabHandle:
         return apply_settings(models, i.names, settings)
 
     return TabHandle(tab_id="kontext", name=TAB, outputs=[i.model, i.row.prompt, i.route, i.randomize, *i.ordered,
-                                                          i.row.status], apply=apply, models=models)
+                                                          i.image, i.row.status], apply=apply, models=models)

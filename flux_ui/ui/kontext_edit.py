@@ -1,8 +1,8 @@
 """A Kontext edit: the models and routes that edit one picture, what each route carries and its controls, the edit.
 
-An edit reads the input image, sends it with the instruction, saves the result, and extends the
-edit trail (:mod:`flux_ui.ui.kontext_trail`) with it; the tab (:mod:`flux_ui.ui.kontext`) lays
-out the controls and wires these to them.
+An edit reads the input image, sends it with the instruction, saves the result in its place in the
+trail's History chain, and extends the edit trail (:mod:`flux_ui.ui.kontext_trail`) with it; the tab
+(:mod:`flux_ui.ui.kontext`) lays out the controls and wires these to them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from flux_ui.registry import MODELS, Mode, ModelSpec, Param, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress
 from flux_ui.ui.common import flag, received_files, upload_roots
-from flux_ui.ui.kontext_trail import Step, digest_of, extend_trail
+from flux_ui.ui.fanout import in_group
+from flux_ui.ui.kontext_trail import TRAIL_KIND, Step, chain_place, digest_of, extend_trail
 from flux_ui.ui.text import inert
 
 TAB = "kontext"
@@ -30,7 +31,7 @@ ROUTE_LABELS = {Route.BFL: "BFL route", Route.IMAGES_EDITS: "Image API edits"}
 #: How an API caller sends the input image, for messages about one that is not a file.
 IMAGE_EXAMPLE = 'image=handle_file("street.png")'
 MATCH_INPUT = ("Match the input image", "")
-NO_INPUT = ("There is no picture to edit: drop it into **Input image** first (or paste it with Ctrl+V; "
+NO_INPUT = ("There is no picture to edit: drop it into the Input image box first (or paste it with Ctrl+V; "
             f"from code, pass {IMAGE_EXAMPLE}).")
 
 
@@ -100,8 +101,8 @@ def make_control(p: Param, models: Sequence[str]) -> gr.components.Component:
     common: dict[str, Any] = {"label": p.label, "info": p.help, "elem_id": f"kontext-{p.name}",
                               "key": f"kontext-{p.name}"}
     if p.name == "seed":
-        # Greyed out while "Randomize seed" is ticked: the client then picks the seed.
-        return gr.Number(value=None, precision=0, minimum=p.minimum, maximum=p.maximum, interactive=False, **common)
+        # Shown only with "Randomize seed" unticked (controls.seed_boxes); ticked, the client picks the seed.
+        return gr.Number(value=None, precision=0, minimum=p.minimum, maximum=p.maximum, **common)
     if p.kind == "aspect_ratio":
         presets = dict.fromkeys(c for m in models if (q := MODELS[m].param(p.name)) for c in q.choices)
         return gr.Dropdown(choices=[MATCH_INPUT, *((c, c) for c in presets)], value=p.default or "",
@@ -142,6 +143,7 @@ class EditDone:
     trail: list[Step]
     current: int  # the trail index of the image that was edited (still in the input box)
     note: str  # what happened to the trail
+    chain: str = ""  # the trail's id in History (a new one when this edit started a new trail)
 
 
 async def read_input(image_path: str | None) -> bytes:
@@ -161,11 +163,18 @@ async def run_edit(
     route: Route | None,
     params: Mapping[str, Any],
     trail: Sequence[Step],
+    chain: str | None = None,
 ) -> AsyncIterator[str | EditDone]:
-    """Yield status lines, then the saved result with the new trail; errors (FluxError) propagate."""
+    """Yield status lines, then the saved result with the new trail; errors (FluxError) propagate.
+
+    The result is saved in ``chain`` (the trail's History group) at its step, or in a new chain when
+    the input image is not in the trail, so that the trail can be rebuilt from History.
+    """
     data = await read_input(image_path)
     assert image_path is not None
-    async for step in progress.stream(runtime, model, prompt, params, [data], route, tab=TAB):
+    chain_id, place = chain_place(trail, digest_of(data), chain)
+    extra = in_group(TRAIL_KIND, chain_id, step=place)
+    async for step in progress.stream(runtime, model, prompt, params, [data], route, tab=TAB, extra=extra):
         if isinstance(step, str):
             yield step
             continue
@@ -174,12 +183,12 @@ async def run_edit(
         saved = await asyncio.to_thread(Path(step.path).read_bytes)
         result = Step(step.path, digest_of(saved), prompt)
         new_trail, current, note = extend_trail(trail, Step(image_path, digest_of(data)), result)
-        yield EditDone(step, new_trail, current, note)
+        yield EditDone(step, new_trail, current, note, chain_id)
 
 
 async def handle_kontext(runtime: Runtime, models: Sequence[str], model: Any, prompt: Any, image: Any, route: Any,
-                         randomize_seed: Any, values: Mapping[str, Any],
-                         trail: Sequence[Step]) -> AsyncIterator[str | EditDone]:
+                         randomize_seed: Any, values: Mapping[str, Any], trail: Sequence[Step],
+                         chain: str | None = None) -> AsyncIterator[str | EditDone]:
     """The /kontext endpoint on the values as sent (``image`` as Gradio hands over a file).
 
     A bad input raises a FluxError (ValidationError) before anything is sent or any file the
@@ -197,18 +206,33 @@ async def handle_kontext(runtime: Runtime, models: Sequence[str], model: Any, pr
                               f"{IMAGE_EXAMPLE}, or combine several with Edit with references (/edit).",
                               field="references")
     paths = received_files(image, upload_roots(runtime), "The input image", IMAGE_EXAMPLE, numbered=False)
-    async for step in run_edit(runtime, model, prompt, paths[0] if paths else None, chosen, params, trail):
+    async for step in run_edit(runtime, model, prompt, paths[0] if paths else None, chosen, params, trail, chain):
         yield step
 
 
-def done_status(done: EditDone, route: Route | None, markdown: bool = True) -> str:
-    """The status after an edit: Markdown for the page (the note quotes instructions), plain for a program."""
+def not_applied(model: str, route: Route | None) -> str:
+    """What this route left out of an edit, as one line ("" when the route carries every parameter)."""
+    spec = MODELS[model]
+    if not route_note(spec, route):
+        return ""
+    return ("Sent on the Image API edits route: " + ", ".join(p.label.lower() for p in spec.params
+                                                              if not carried(p, route)) + " did not apply.")
+
+
+def done_status(done: EditDone, route: Route | None) -> str:
+    """The page's status after an edit, as Markdown (the note quotes instructions)."""
     index = len(done.trail) - 1
     lines = [f"Added edit {index} to the trail. “Use this result as the next input” continues from it."]
     if done.note:
-        lines.append(inert(done.note) if markdown else done.note)
-    spec = MODELS[done.generated.result.model]
-    if route_note(spec, route):
-        lines.append("Sent on the Image API edits route: " + ", ".join(
-            p.label.lower() for p in spec.params if not carried(p, route)) + " did not apply.")
+        lines.append(inert(done.note))
+    if line := not_applied(done.generated.result.model, route):
+        lines.append(line)
     return "\n\n".join(lines)
+
+
+def done_caption(done: EditDone, route: Route | None, program: bool) -> str:
+    """The caption under the result. A program's message is empty after a successful edit (as every
+    endpoint's is), so its caption also says what the route left out."""
+    text = handlers.caption(done.generated.result)
+    line = not_applied(done.generated.result.model, route) if program else ""
+    return f"{text}\n- {line}" if line else text

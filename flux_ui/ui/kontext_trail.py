@@ -7,18 +7,25 @@ original are all recognised, and any other picture starts a new trail. Stepping 
 nothing. A new edit made from an earlier step starts a branch there: the later steps leave the
 trail (History keeps them) and the status line says so. The tab (:mod:`flux_ui.ui.kontext`)
 keeps the trail in a gr.State and shows it with these functions.
+
+Each trail is a chain in History: every result is saved in the group ``(TRAIL_KIND, chain id)``
+with its place in the trail (``step``), so replaying a chain's steps oldest first
+(:func:`rebuilt`) gives back the trail, branches included, after a page reload.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flux_ui.ui.text import inert
 
 CAPTION_CHARS = 40  # instruction length shown under a trail thumbnail
 TRAIL_COLUMNS = 5
+#: The History group kind of a trail's results (``ui.fanout.in_group``), one group per trail.
+TRAIL_KIND = "kontext-trail"
 EMPTY_TRAIL = ("No edits yet. The trail keeps the input image and each result with its instruction; "
                "click a step to make it the input again.")
 
@@ -68,6 +75,34 @@ def extend_trail(trail: Sequence[Step], source: Step, result: Step) -> tuple[lis
         note = (f"New branch from {step_label(at, trail[at], CAPTION_CHARS)}: {names} left the trail "
                 "(History keeps them).")
     return [*trail[: at + 1], result], at, note
+
+
+def new_chain_id() -> str:
+    """A trail's id in History: random, so no page can guess another trail's."""
+    return uuid.uuid4().hex
+
+
+def chain_place(trail: Sequence[Step], digest: str, chain: str | None) -> tuple[str, int]:
+    """Where an edit of the image with ``digest`` goes: (chain id, step), known before it is sent so that
+    History saves the result in its place. A picture not in the trail starts a new chain at step 1."""
+    at = find_step(trail, digest)
+    if at is None or not chain:
+        return new_chain_id(), 1 if at is None else at + 1
+    return chain, at + 1
+
+
+def rebuilt(original: Step, placed: Iterable[tuple[int, Step]]) -> tuple[list[Step], int | None]:
+    """The trail a chain's results make, replayed oldest first as :func:`extend_trail` made it: each
+    ``(step, result)`` cuts what followed its source and joins there. Returns the trail and the index of
+    the last result's source (the input box after that edit); a step with no source (a result History
+    lost) is left out, and None with no result placed."""
+    trail = [original]
+    current: int | None = None
+    for step, result in placed:
+        if type(step) is int and 1 <= step <= len(trail):
+            trail = [*trail[:step], result]
+            current = step - 1
+    return trail, current
 
 
 def step_index(trail: Sequence[Step], index: object) -> int | None:

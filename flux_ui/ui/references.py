@@ -1,6 +1,7 @@
 """The ordered list of reference images in the edit tab, as pure functions of plain values.
 
-A reference list is a list of file paths (files Gradio has already accepted into its cache).
+A reference list is a list of file paths (files Gradio has already accepted into its cache, or
+ones History kept in the outputs folder).
 Position ``i`` is "image i+1", the name prompts use ("the cat from image 2"), and the order
 is the order the client sends them in. Every operation returns a new list and a note for the
 person; nothing here ever drops an image the person did not remove.
@@ -8,7 +9,9 @@ person; nothing here ever drops an image the person did not remove.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from flux_ui.registry import MODELS
 from flux_ui.ui.text import inert
@@ -63,6 +66,13 @@ def move(refs: Sequence[str], index: int, offset: int) -> list[str]:
     return out
 
 
+def move_to(refs: Sequence[str], index: int, target: int) -> list[str]:
+    """Put the image at ``index`` at position ``target`` (a card dropped on another takes its place)."""
+    if not 0 <= index < len(refs):
+        return list(refs)
+    return move(refs, index, target - index)
+
+
 def remove(refs: Sequence[str], index: int) -> list[str]:
     return [p for i, p in enumerate(refs) if i != index]
 
@@ -91,19 +101,41 @@ def models_taking(count: int, models: Sequence[str]) -> list[str]:
     return [m for m in models if limit_of(m) >= count]
 
 
-def over_limit(refs: Sequence[str], model: str, models: Sequence[str] = ()) -> str:
-    """Why some references would not be sent to this model, or "" when all of them would.
+#: What a card past the model's limit says; :func:`over_limit` names the same cards with the same words.
+OVER = "over the limit"
 
-    Switching to a model with a lower limit keeps every image: this says which ones are past
-    the limit and how to fix it, and Generate refuses with the same words.
+
+def over_limit(refs: Sequence[str], model: str, models: Sequence[str] = ()) -> str:
+    """Why nothing would be sent to this model, or "" when every reference would be.
+
+    Switching to a model with a lower limit keeps every image; Generate then sends nothing (never
+    the first few), and refuses with these same words: how many, which cards are over, the fix.
     """
     limit = limit_of(model)
     extra = len(refs) - limit
     if extra <= 0:
         return ""
     numbers = list(range(limit + 1, len(refs) + 1))
+    verb = "is" if extra == 1 else "are"
     fix = f"remove {count_word(extra)}"
     others = [display_name(m) for m in models_taking(len(refs), models) if m != model]
     if others:
         fix += f" or switch back to {' or '.join(others)}"
-    return f"{display_name(model)} takes {limit}: {image_numbers(numbers)} will not be sent; {fix}."
+    return (f"{display_name(model)} takes at most {limit} reference images and there are {len(refs)} "
+            f"({image_numbers(numbers)} {verb} {OVER}): nothing will be sent until you {fix}.")
+
+
+def file_paths(value: Any) -> list[str]:
+    """Gradio hands a multi-file input over as paths (or None when empty)."""
+    if not value:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    return [str(getattr(v, "path", v)) for v in items]
+
+
+def stored_inputs(settings: Mapping[str, Any]) -> list[str]:
+    """The reference files History kept for an image (``input_files``, in the order sent) still on disk."""
+    files = settings.get("input_files")
+    if not isinstance(files, list | tuple):
+        return []
+    return [str(f) for f in files if isinstance(f, str | Path) and Path(f).is_file()]
