@@ -105,6 +105,29 @@ class PixelSize:
         m = self.multiple
         return max(self.min_side, w // m * m), max(self.min_side, h // m * m)
 
+    def at_ratio(self, ratio: tuple[int, int]) -> tuple[int, int]:
+        """A shape on the grid at about the default pixel count, within the largest side: what a size
+        preset (and Compare, for a shape) sends. A side may come out below the smallest; callers decide."""
+        target, m = self.default[0] * self.default[1], self.multiple
+        w = int((target * ratio[0] / ratio[1]) ** 0.5) // m * m
+        h = int((target * ratio[1] / ratio[0]) ** 0.5) // m * m
+        if self.max_side and max(w, h) > self.max_side:
+            scale = self.max_side / max(w, h)
+            w, h = int(w * scale) // m * m, int(h * scale) // m * m
+        return w, h
+
+    def admit(self, width: int, height: int) -> tuple[int, int]:
+        """A size this rule takes, of about this shape: put on the grid as the service does, no side
+        below the smallest, then made to fit the pixel budget and the largest side when over them
+        (a size carried over from another model's controls)."""
+        w, h = max(self.min_side, self.on_grid(width)), max(self.min_side, self.on_grid(height))
+        if self.max_pixels is not None and w * h > self.max_pixels:
+            w, h = self.fit(w, h)
+        if self.max_side is not None and max(w, h) > self.max_side:
+            longest = max(w, h)
+            w, h = self.fit(w * self.max_side // longest, h * self.max_side // longest)
+        return w, h
+
     @property
     def side_limit(self) -> int:
         """The largest side any valid size can have (for UI bounds)."""
@@ -142,6 +165,17 @@ class AspectRatioSize:
         if self.tallest[0] * height > width * self.tallest[1]:
             return self.tallest
         return width, height
+
+    def ratio_text(self, width: int, height: int) -> str:
+        """width:height as ``w:h``, the nearest end of the range when outside it: written as the preset of
+        that ratio writes it ("21:9", not "7:3"), else in lowest terms."""
+        w, h = self.clamp(width, height)
+        for text in self.presets:
+            preset = parse_aspect_ratio(text)
+            if preset is not None and preset[0] * h == preset[1] * w:
+                return text
+        divisor = math.gcd(w, h)
+        return f"{w // divisor}:{h // divisor}"
 
     def size_for(self, ratio: tuple[int, int]) -> tuple[int, int]:
         """The output size for a ratio at the rule's pixel budget, on its grid.
@@ -259,13 +293,14 @@ class ModelSpec:
             )
         s = self.size
         grid = f"multiples of {s.multiple}"
-        budget = f", at most {s.max_pixels / 1_048_576:g} MP in all" if s.max_pixels else ""
+        limit = f" to {s.max_side}" if s.max_side else ""
+        limit += f", at most {s.max_pixels / 1_048_576:g} MP in all" if s.max_pixels else ""
         return tuple(
             Param(
                 name,
                 "int",
                 name.capitalize(),
-                f"Output {name} in pixels, {grid} from {s.min_side}{budget}.",
+                f"Output {name} in pixels, {grid} from {s.min_side}{limit}.",
                 default=value,
                 minimum=s.min_side,
                 maximum=s.side_limit,

@@ -8,6 +8,7 @@ from gradio_client import Client
 from PIL import Image
 
 from app_fixtures import AppUnderTest
+from flux_ui.emulator import Fault
 from flux_ui.images import read_metadata
 
 
@@ -55,3 +56,23 @@ def test_unknown_model_is_named(app: AppUnderTest) -> None:
     client = Client(app.url, verbose=False)
     _, _, status, _ = client.predict(model="FLUX.3-ultra", prompt="x", api_name="/generate")
     assert "Unknown model 'FLUX.3-ultra'" in status and "FLUX.2-pro" in status
+
+
+def test_the_caption_lists_what_was_sent_and_says_each_costs_unit(app: AppUnderTest) -> None:
+    client = Client(app.url, verbose=False)
+    path, caption, status, seed = client.predict(model="FLUX.2-flex", prompt="a wren", randomize_seed=False, seed=12,
+                                                 guidance=3.0, steps=20, api_name="/generate")
+    assert status == "" and seed == 12 and Path(path).is_file()  # the same four outputs, an empty message
+    assert "Sent: guidance 3 · steps 20 · prompt upsampling on" in caption
+    assert "(list price)" in caption and "(unit not documented)" in caption
+
+
+def test_a_failed_call_keeps_the_outputs_and_says_why_in_the_message(app: AppUnderTest) -> None:
+    client = Client(app.url, verbose=False)
+    app.emulator.set_faults("FLUX.2-pro", [Fault("status", status=422, count=1)])  # never retried
+    try:
+        path, caption, status, seed = client.predict(model="FLUX.2-pro", prompt="a wren", api_name="/generate")
+    finally:
+        app.emulator.set_faults("FLUX.2-pro", [])
+    assert path is None and caption is None and seed is None
+    assert status.startswith("⚠️ ") and "\\" not in status  # plain text for a program, not the page's Markdown

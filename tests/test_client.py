@@ -305,7 +305,8 @@ async def test_429_honours_retry_after_and_holds_the_deployment_back(fake: FakeS
         result = await client.generate(req(), events.append)
     assert clock.waits == [pytest.approx(2.0)]  # waited once, in the deployment's pacer
     assert result.timings.paced_s == pytest.approx(2.0)
-    assert "Retrying in 2.0 s" in next(ev.message for ev in events if ev.stage == "retrying")
+    assert "429 from the service; retrying in 2.0 s, attempt 2 of 3" in next(ev.message for ev in events
+                                                                              if ev.stage == "retrying")
 
 
 async def test_429_retry_after_ms(fake: FakeService) -> None:

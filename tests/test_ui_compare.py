@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
+from conftest import FakeClock
 from flux_ui.emulator.config import Fault
 from flux_ui.registry import MODELS, PixelSize
 from flux_ui.runtime import Runtime
 from flux_ui.tally import Tally
 from flux_ui.ui import compare, compare_run, compare_view, fanout
-from flux_ui.ui.common import TabContext
+from flux_ui.ui.common import ALERT_MARK, TabContext
 from flux_ui.ui.compare_view import Blindness
 from flux_ui.ui.controls import SIZE_PRESETS, preset_sizes
+from flux_ui.ui.quota_gate import QuotaGate
 
 THREE = ["FLUX.2-pro", "FLUX-1.1-pro", "FLUX.2-flex"]
 
@@ -139,6 +142,19 @@ async def test_one_failure_stays_in_its_slot(runtime: Runtime) -> None:
     assert payload["results"][1]["image_index"] == 1 and payload["results"][1]["seed"] == 5
 
 
+async def test_when_every_model_fails_the_line_is_an_error(runtime: Runtime) -> None:
+    for model in THREE:
+        runtime.emulator.set_faults(model, [Fault("status", status=400, message="bad")])
+    comp = await compare_run.compare(runtime, "three failures", THREE, "1:1", 5)
+    line = compare_view.summary(comp, blind=False)
+    assert line.startswith(ALERT_MARK) and "every model failed" in line and "Done: 0 of 3" in line
+    runtime.emulator.set_faults("FLUX.2-pro", [])
+    for model in THREE[1:]:
+        runtime.emulator.set_faults(model, [Fault("status", status=400, message="bad")])
+    partly = await compare_run.compare(runtime, "two failures", THREE, "1:1", 5)
+    assert ALERT_MARK not in compare_view.summary(partly, blind=False)
+
+
 async def test_closing_the_stream_ends_the_wait_and_keeps_what_was_sent(runtime: Runtime) -> None:
     latency(runtime, dict.fromkeys(THREE, 1.0))
     stream = compare_run.run_comparison(runtime, "stopped early", THREE, "1:1", 3)
@@ -164,6 +180,82 @@ async def test_every_frame_carries_every_finished_image(runtime: Runtime) -> Non
     assert out[3]["blind"] is True and [v["model"] for v in out[3]["views"]] == THREE
     plain = compare_view.frame(comp, blind_mode=False, fresh=set(), final=True)
     assert "FLUX.2 [pro]" in plain[4 + 2 * m] and not any(v["visible"] for v in plain[4 + 3 * m: 4 + 4 * m])
+
+
+M = compare_run.MAX_MODELS
+STATUS, SEED, STOP, IMAGES, EXPORTS = 0, 1, 2, slice(4 + M, 4 + 2 * M), -1
+
+
+async def page_frames(runtime: Runtime, models: list[str], clock: FakeClock, flush_s: float = 0.0,
+                      **form: object) -> list[list[object]]:
+    """run_frames as the page takes them: each frame takes ``flush_s`` of the clock to reach the page
+    (Gradio postprocessing it and the browser drawing it), before the next is asked for."""
+    values = {"prompt": "a red kite over dunes", "chosen": models, "shape": "16:9", "randomize_seed": True,
+              "seed": None, "blind_mode": False, **form}
+    frames = []
+    async for update in compare.run_frames(runtime, models, QuotaGate(runtime), *values.values(), clock=clock):
+        assert len(update) == compare.RUN_OUTPUTS
+        frames.append(update)
+        clock.advance(flush_s)
+    return frames
+
+
+def done_seconds(status: object) -> float:
+    found = re.search(r"^Done: .* in ([\d.]+) s", str(status))
+    assert found, status
+    return float(found.group(1))
+
+
+async def test_the_done_time_is_the_whole_wait_the_page_saw(runtime: Runtime) -> None:
+    # The clock moves only while a frame travels to the page: the old Done time (from the first request
+    # out to the last answer in) left out the first frame's trip and the last image's, and said 0.0 s.
+    clock = FakeClock()
+    frames = await page_frames(runtime, THREE, clock, flush_s=0.4)
+    done = next(i for i, f in enumerate(frames) if str(f[STATUS]).startswith("Done"))
+    assert done_seconds(frames[done][STATUS]) == pytest.approx(0.4 * done, abs=0.051)
+    assert done_seconds(frames[-1][STATUS]) == done_seconds(frames[done][STATUS])  # the exports change nothing
+
+
+async def test_the_done_line_follows_a_frame_with_every_image(runtime: Runtime) -> None:
+    latency(runtime, {"FLUX.2-pro": 0.3})
+    frames = await page_frames(runtime, THREE, FakeClock())
+    done = next(i for i, f in enumerate(frames) if str(f[STATUS]).startswith("Done"))
+    before = frames[done - 1]
+    assert "3 of 3 done" in str(before[STATUS])  # the last image went out first, with the clock still running
+    assert all(img["value"] for img in before[IMAGES][:3])
+    assert frames[done][STOP]["visible"] is False and before[STOP]["visible"] is True
+
+
+async def test_no_frame_leaves_out_what_the_frame_before_said(runtime: Runtime) -> None:
+    # Gradio diffs each frame against the last and the page applies the diff to frames it may not have
+    # drawn yet: a key dropped from an update deletes it there (the Done frame's images vanished when
+    # the exports came as a frame of their own). The last frame is the Done frame whole, with the seed.
+    frames = await page_frames(runtime, THREE, FakeClock(), seed=None)
+    first, last = frames[0], frames[-1]
+    assert all(f[EXPORTS] == {"__type__": "update", "value": None, "visible": False} for f in frames[:-1])
+    assert last[EXPORTS]["visible"] is True and len(last[EXPORTS]["value"]) == 2
+    assert str(last[STATUS]).startswith("Done") and all(img["value"] for img in last[IMAGES][:3])
+    assert last[STOP] == {"__type__": "update", "visible": False}
+    assert last[SEED]["value"] == first[SEED]["value"] and isinstance(first[SEED]["value"], int)
+    assert len({id(img) for f in frames for img in f[IMAGES]}) == len(frames) * M  # Gradio pops what it sends
+
+
+async def test_a_fixed_seed_is_left_as_typed(runtime: Runtime) -> None:
+    frames = await page_frames(runtime, THREE, FakeClock(), randomize_seed=False, seed=77)
+    assert all(f[SEED] == {"__type__": "update"} for f in frames)
+    assert "seed 77 on every model" in str(frames[-1][STATUS])
+
+
+async def test_a_refused_comparison_is_one_frame_saying_why(runtime: Runtime) -> None:
+    frames = await page_frames(runtime, ["FLUX.2-pro"], FakeClock())
+    assert len(frames) == 1 and "Pick 2 to 5" in str(frames[0][STATUS])
+
+
+def test_a_tiles_alt_text_names_no_more_than_the_page(tmp_path: Path) -> None:
+    v = views(tmp_path)[0]
+    assert compare_view.alt_text(v, Blindness.OPEN) == "Result from FLUX.2 [pro]"
+    assert compare_view.alt_text(v, Blindness.HIDDEN) == "Image A, result"
+    assert compare_view.alt_text(v, Blindness.REVEALED) == "A: FLUX.2 [pro], result"
 
 
 def test_stop_marks_only_the_waiting_slots(tmp_path: Path) -> None:

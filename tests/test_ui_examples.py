@@ -86,7 +86,7 @@ def test_an_example_sets_its_size_preset_and_parameters_after_the_model_reset() 
     sign = next(e for e in examples.PROMPTS if e.model == "FLUX.2-flex")
     names = ["seed", "width", "height", "guidance", "steps"]
     preset, seed, width, height, guidance, steps = examples.extra_updates(sign, names)
-    assert preset["value"] == "1248x832" and (width["value"], height["value"]) == (1248, 832)
+    assert preset["value"] == "3:2" and (width["value"], height["value"]) == (1248, 832)  # the preset is its shape
     assert guidance["value"] == 5.0 and "value" not in seed and "value" not in steps
     plain = next(e for e in examples.PROMPTS if e.model == "FLUX-1.1-pro")
     assert all("value" not in u for u in examples.extra_updates(plain, names))

@@ -1,8 +1,9 @@
 """Whether to try a request again, and how long to wait first (contract §5).
 
-One pure function, :func:`decide_retry`, holds the whole policy so it can be tested alone.
-Generation costs money and is not idempotent: a retry is only for a request the service
-did not complete, or completed without giving us the image.
+One pure function, :func:`decide_retry`, holds the whole policy so it can be tested alone;
+:func:`retry_line` is how a retry is announced, once. Generation costs money and is not
+idempotent: a retry is only for a request the service did not complete, or completed without
+giving us the image.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def decide_retry(
             return RetryDecision(False, 0.0, f"HTTP {status} will not change on a retry")
         if not (status in RETRYABLE_STATUSES or status >= 500 or should == "true"):
             return RetryDecision(False, 0.0, f"HTTP {status} is not retryable")
-        reason = f"HTTP {status}"
+        reason = f"{status} from the service"
     elif failure == "timeout":
         return RetryDecision(False, 0.0, "no answer within the deadline; the service may still be working on it")
     elif failure is not None:
@@ -120,3 +121,16 @@ def decide_retry(
     if wait >= time_left:
         return RetryDecision(False, wait, f"{reason}; waiting {wait:.1f} s would pass the deadline")
     return RetryDecision(True, wait, reason)
+
+
+def retry_line(reason: str, wait_s: float, attempt: int, attempts: int) -> str:
+    """What a person reads while a retry waits, said once, the client's event and the status line alike:
+    "503 from the service; retrying in 0.8 s, attempt 3 of 3". ``attempt`` is the one about to be sent,
+    ``attempts`` the most there will be (a deadline may end them sooner)."""
+    return f"{reason}; retrying in {wait_s:.1f} s, attempt {attempt} of {attempts}"
+
+
+def counted_down(line: str, wait_s: float, left_s: float) -> str:
+    """A :func:`retry_line` with the wait still left in place of the whole wait (the status line ticks);
+    any other text is returned as it is."""
+    return line.replace(f"retrying in {wait_s:.1f} s", f"retrying in {left_s:.1f} s", 1)

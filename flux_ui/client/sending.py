@@ -22,7 +22,7 @@ from flux_ui.client.deadline import Click, wait_for_slot
 from flux_ui.client.events import Progress
 from flux_ui.client.failures import AttemptFailed, billed_by, gave_up
 from flux_ui.client.results import ResultFetcher
-from flux_ui.client.retry import Failure, RetryDecision, decide_retry, parse_retry_after
+from flux_ui.client.retry import Failure, RetryDecision, decide_retry, parse_retry_after, retry_line
 from flux_ui.client.validation import ValidatedRequest
 from flux_ui.client.wire import Answer, WireRequest, error_from_response, parse_answer
 from flux_ui.errors import (
@@ -52,6 +52,7 @@ class AttemptSender(ResultFetcher):
     _clock: Callable[[], float]
     _deadline_s: float
     _service_timeout: float
+    _on_response: Callable[[httpx.Response], None] | None
 
     async def _send_with_retries(
         self, deployment: Deployment, checked: ValidatedRequest, wire: WireRequest, progress: Progress,
@@ -84,8 +85,8 @@ class AttemptSender(ResultFetcher):
                 decision = self._retry_decision(checked, failed, attempt, retries, click)
                 retries += 1
                 log.info("retrying %s after %s (wait %.2fs)", checked.model.id, decision.reason, decision.wait)
-                progress.emit("retrying", f"Retrying in {decision.wait:.1f} s: {decision.reason}", attempt,
-                              decision.wait)
+                progress.emit("retrying", retry_line(decision.reason, decision.wait, attempt + 1,
+                                                     attempt + 1 + self._max_retries - retries), attempt, decision.wait)
                 if failed.status == 429 and pacer is not None:
                     # Hold the whole deployment back; the retry then waits in the pacer like
                     # every other request to it, instead of jumping the queue.
@@ -182,7 +183,7 @@ class AttemptSender(ResultFetcher):
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            return await self._http.request(method, url, **kwargs)
+            response = await self._http.request(method, url, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             host = urlparse(url).netloc
             raise AttemptFailed(ServiceConnectionError(
@@ -197,6 +198,9 @@ class AttemptSender(ResultFetcher):
             raise AttemptFailed(ServiceTimeoutError(
                 f"The service did not answer in time ({type(exc).__name__}). Try again later."),
                 failure="timeout") from None
+        if self._on_response is not None:
+            self._on_response(response)
+        return response
 
     def _parse(self, route: Route, response: httpx.Response) -> Answer:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 from typing import Any
 
@@ -50,22 +51,35 @@ def launch_queued(demo: gr.Blocks, **options: Any) -> None:
 
 
 def header() -> str:
-    """The logo (inline, so the page fetches nothing for it), the name and one line of purpose."""
-    return (f'<div id="flux-header">{LOGO.read_text()}<div><h1>flux-ui</h1>'
-            "<p>Try prompts, edit with up to 10 references, and compare FLUX models side by side.</p></div></div>")
+    """The logo (inline, so the page fetches nothing for it), the name and one line of purpose; a phone
+    gets the short purpose (assets/style.css), so the header keeps to one line there."""
+    return (f'<div id="flux-header">{LOGO.read_text()}<div><h1>flux-ui</h1><p>'
+            '<span class="flux-hide-narrow">Try prompts, edit with up to 10 references, and compare FLUX models '
+            'side by side.</span><span class="flux-show-narrow">FLUX playground for Foundry</span>'
+            "</p></div></div>")
+
+
+def banner_parts(runtime: Runtime, public_demo: bool = False) -> tuple[str, str]:
+    """(what every screen shows, what a phone leaves out), as HTML: which service the images come from,
+    in a line, then how to change it. Nothing in it comes from a person; the endpoint is escaped."""
+    if public_demo:
+        return ("<strong>Public demo on the local emulator</strong>: everyone who opens this page shares its "
+                "History, so do not type anything private.",
+                "No login is needed because nothing here reaches a paid service. Images are synthetic and show "
+                "what was sent.")
+    if runtime.emulator is not None:
+        return ("<strong>Local emulator</strong>: images are synthetic and show what was sent.",
+                "To use your Foundry resource, set <code>AZURE_ENDPOINT</code> and <code>AZURE_API_KEY</code> (or "
+                "<code>AZURE_AUTH=entra</code>) in <code>.env</code> and restart; see the README.")
+    host = html.escape(runtime.settings.endpoint or "your Azure ML endpoint")
+    return f"Connected to <strong>{host}</strong>: every image is a billed request.", ""
 
 
 def banner(runtime: Runtime, public_demo: bool = False) -> str:
-    if public_demo:
-        return ("**Public demo on the local emulator**: no login is needed because nothing here reaches a paid "
-                "service. Images are synthetic and show what was sent; everyone who opens this page shares "
-                "its History, so do not type anything private.")
-    if runtime.emulator is not None:
-        return ("**Local emulator**: images are synthetic and show what was sent. To use your Foundry "
-                "resource, set `AZURE_ENDPOINT` and `AZURE_API_KEY` (or `AZURE_AUTH=entra`) in `.env` and "
-                "restart; see the README.")
-    host = runtime.settings.endpoint or "your Azure ML endpoint"
-    return f"Connected to **{host}**: every image is a billed request."
+    """The banner's HTML: the first part always, the rest hidden on a phone (``flux-hide-narrow``)."""
+    lead, rest = banner_parts(runtime, public_demo)
+    tail = f' <span class="flux-hide-narrow">{rest}</span>' if rest else ""
+    return f'<p role="note">{lead}{tail}</p>'
 
 
 def build_demo(runtime: Runtime, public_demo: bool = False) -> gr.Blocks:
@@ -74,14 +88,16 @@ def build_demo(runtime: Runtime, public_demo: bool = False) -> gr.Blocks:
     with gr.Blocks(title="flux-ui: FLUX playground for Microsoft Foundry", delete_cache=(3600, 24 * 3600),
                    analytics_enabled=False) as demo:
         gr.HTML(header(), padding=False)
-        gr.Markdown(banner(runtime, public_demo), elem_classes=["flux-banner"], elem_id="banner")
+        gr.HTML(banner(runtime, public_demo), elem_classes=["flux-banner"], elem_id="banner", padding=False)
         with gr.Accordion("Quota", open=False, elem_id="quota"):
             quota = gr.Markdown(progress.quota_panel(runtime), elem_id="quota-panel")
             gr.Timer(1.0).tick(lambda: progress.quota_panel(runtime), None, quota, api_visibility="private",
                                show_progress="hidden")
         ctx = TabContext(runtime, demo)
         handles: list[TabHandle] = []
-        with gr.Tabs(elem_id="tabs") as tabs:
+        # "wrap": every tab stays in the bar on a narrow screen (rows of tabs, assets/layout.css) instead of
+        # Gradio's default "…" menu, which hides all but the first and the selected one on a phone.
+        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:
             for spec in TABS:
                 with gr.Tab(spec.label, id=spec.id):
                     handles.append(spec.build(replace(ctx, tabs=tabs, handles=tuple(handles))))

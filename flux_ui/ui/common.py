@@ -36,6 +36,13 @@ _FILE_ROUTE = f"{API_PREFIX}/file="
 DATA_EXAMPLE = '"data:image/png;base64,…"'
 #: A js-only listener's answer that shows its output component, in the browser, with no round trip.
 _SHOW_JS = "() => ({__type__: 'update', visible: true})"
+#: What marks a failure, on every tab: error_text begins with it, and a run's summary puts it before what
+#: failed (a grid's cells, a run of variations).
+ALERT_MARK = "⚠️"
+#: The class of a run's status line (layout.prompt_row): while what it says holds ALERT_MARK,
+#: assets/alerts.js shows it as an alert (role="alert"), and as a plain status line again after. One
+#: mechanism for every tab, in the page alone, so the endpoints' outputs stay what programs read.
+RUN_STATUS_CLASS = "flux-run-status"
 
 
 @dataclass
@@ -89,8 +96,9 @@ def model_choices(models: Sequence[str]) -> list[tuple[str, str]]:
 
 def error_text(err: Exception, request: gr.Request | None = None) -> str:
     """How an error reads next to the control that caused it: inert Markdown on the page (errors quote
-    what they refuse), plain text for a program (:func:`from_program`)."""
-    return f"⚠️ {err}" if from_program(request) else f"⚠️ {inert(err)}"
+    what they refuse), plain text for a program (:func:`from_program`); on the page, a run's status line
+    holding it is shown as an alert (:data:`RUN_STATUS_CLASS`)."""
+    return f"{ALERT_MARK} {err}" if from_program(request) else f"{ALERT_MARK} {inert(err)}"
 
 
 def named_signature(required: Sequence[str], optional: Mapping[str, Any], request: bool = False) -> inspect.Signature:

@@ -10,7 +10,8 @@ votes feed the tally (:mod:`flux_ui.tally`).
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from flux_ui.ui.common import (
     TabContext,
     TabHandle,
     error_text,
+    flag,
     model_choices,
     named_signature,
 )
@@ -62,6 +64,9 @@ from flux_ui.ui.quota_gate import QuotaGate, quota_gate
 
 #: The vote's outputs: status, state, then images, captions and vote buttons per slot, left, right, tally.
 VOTE_OUTPUTS = 2 + 3 * MAX_MODELS + 3
+#: The run's outputs: status, seed, Stop, state, then columns, images, captions and vote buttons per slot,
+#: left, right, slider, hint and the exports.
+RUN_OUTPUTS = 4 + 4 * MAX_MODELS + 5
 
 
 # --- the handlers the tab's events call ---------------------------------------------------------
@@ -72,14 +77,80 @@ async def handle_compare(runtime: Runtime, available: Sequence[str], prompt: Any
     """The /compare endpoint on the values as sent: (images, results, message); the message says why
     nothing was sent, and is empty otherwise. With ``gate``, each model counts against its deployment's
     requests in progress while the comparison runs (gr.Error, nothing sent, when one is full)."""
+    started = time.monotonic()
     try:
         order, used_seed = prepare_comparison(runtime, available, prompt, models, aspect_ratio, randomize_seed, seed)
     except ValidationError as err:
         return [], {"results": []}, str(err)
     with gate.admitted_all(order) if gate is not None else nullcontext():
-        comp = await compare(runtime, prompt, order, aspect_ratio, used_seed)
+        comp = await compare(runtime, prompt, order, aspect_ratio, used_seed, start=started)
     gallery, payload = api_payload(comp)
     return gallery, payload, ""
+
+
+def _no_exports() -> dict[str, Any]:
+    """The exports while a run has none yet: said in every frame, since a frame leaving it out would clear
+    it from the frame before (see run_frames). A new dict each time: Gradio pops the value it sends."""
+    return gr.update(value=None, visible=False)
+
+
+def _opening(prompt: str, order: list[str], shape: str, seed: int, blind: bool, seed_update: Any) -> list[Any]:
+    """The first frame of a run: every slot waiting, the last run's picks, slider and exports cleared."""
+    first = frame(comparison(prompt, order, shape, seed, blind), blind, set(), False)
+    first[1] = seed_update
+    first[-4:] = [gr.update(choices=[], value=None), gr.update(choices=[], value=None),
+                  gr.update(value=None, visible=False), gr.update(visible=True)]
+    return [*first, _no_exports()]
+
+
+async def run_frames(runtime: Runtime, available: Sequence[str], gate: QuotaGate, prompt: Any, chosen: Any,
+                     shape: Any, randomize_seed: Any, seed: Any, blind_mode: Any,
+                     clock: Callable[[], float] = time.monotonic) -> AsyncIterator[list[Any]]:
+    """The Compare button's streamed updates (:data:`RUN_OUTPUTS` each), ending with the Done line.
+
+    The clock starts when the click reaches this handler, not when the requests go out; the Done line
+    is a frame of its own, timed after the frame with the last image was handed on (Gradio asks for
+    the next frame only then). So "Done in N s" is the wait the person saw, less the click's trip
+    here and the images' trip to the browser, and it never shows before the tiles.
+
+    Gradio sends each frame as a diff from the one before, and the page applies a diff to the very
+    objects it was handed for earlier frames, maybe before it has shown them: a key left out of an
+    output's update deletes it from the frame still waiting (the Done frame's images and hidden Stop,
+    when the exports followed as a frame of their own). So the exports stay in every frame until they
+    exist, and the run ends on the whole Done frame again (with the seed used), which Gradio's closing
+    message hands the page in full, so the page ends on it whatever it skipped.
+    """
+    started = clock()
+    try:
+        order, used_seed = prepare_comparison(runtime, available, prompt, chosen, shape, randomize_seed, seed)
+    except ValidationError as err:
+        yield [error_text(err), *[gr.update()] * (RUN_OUTPUTS - 1)]
+        return
+    blind = bool(blind_mode)
+    if blind:
+        random.shuffle(order)
+
+    def seed_update() -> dict[str, Any]:  # the seed box shows a seed flux-ui picked; a typed one stays as typed
+        return gr.update(value=used_seed) if flag("randomize_seed", randomize_seed, True) else gr.update()
+
+    yield _opening(prompt, order, shape, used_seed, blind, seed_update())
+    seen: set[int] = set()
+    comp = None
+    with gate.admitted_all(order):
+        async for comp in run_comparison(runtime, prompt, order, shape, used_seed, blind, start=started, clock=clock):
+            fresh = set(comp.arrivals) - seen
+            seen |= fresh
+            yield [*frame(comp, blind, fresh, False), _no_exports()]
+    if comp is None:
+        return
+    comp.elapsed = clock() - started
+    yield [*frame(comp, blind, set(), True, seed_update()), _no_exports()]
+    exports = _no_exports()
+    if comp.images:
+        made = await export_comparison(runtime, comp, blind)
+        files = [str(p) for p in (made.sheet, made.archive) if p is not None]
+        exports = gr.update(value=files or None, visible=bool(files))
+    yield [*frame(comp, blind, set(), True, seed_update()), exports]  # built anew: Gradio consumed the last
 
 
 def vote(tally: Tally, index: int, state: Mapping[str, Any] | None) -> list[Any]:
@@ -175,7 +246,8 @@ def _form(available: list[str]) -> _Form:
 
 def _slot_widgets(i: int) -> _SlotWidgets:
     with gr.Column(visible=False, min_width=220, elem_id=f"compare-slot-{i}") as column:
-        image = gr.Image(label=f"Result {i + 1}", type="filepath", interactive=False, height=340,
+        # No fixed height: assets/layout.css sizes each tile to its image's own shape (.flux-tile).
+        image = gr.Image(label=f"Result {i + 1}", type="filepath", interactive=False, elem_classes=["flux-tile"],
                          buttons=["download", "fullscreen"], elem_id=f"compare-image-{i}")
         caption = gr.Markdown("", elem_id=f"compare-caption-{i}")
         vote = gr.Button(f"{LABELS[i]} is best", visible=False, size="sm", elem_id=f"compare-vote-{i}")
@@ -183,7 +255,7 @@ def _slot_widgets(i: int) -> _SlotWidgets:
 
 
 def _results(tally: Tally) -> _Results:
-    with gr.Row(equal_height=False, elem_id="compare-results"):
+    with gr.Row(equal_height=False, elem_id="compare-result"):  # assets/scroll.js brings it into view
         slots = [_slot_widgets(i) for i in range(MAX_MODELS)]
     with gr.Accordion("A/B slider", open=True, elem_id="compare-ab"):
         hint = gr.Markdown("The slider appears here once two results are ready; then pick any two.",
@@ -207,45 +279,21 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
     takes no per-event worker limit: the gate bounds each deployment instead (see quota_gate.QuotaGate)."""
     run_outputs = [form.row.status, form.seed, form.row.stop, res.views, *(s.column for s in res.slots), *res.images,
                    *res.captions, *res.votes, res.left, res.right, res.slider, res.hint, res.exports]
-    same = gr.update()
+    assert len(run_outputs) == RUN_OUTPUTS
 
-    async def run_ui(prompt_text: str, chosen: list[str], shape_text: str, randomize_seed: bool,
-                     seed_value: Any, blind_mode: bool) -> AsyncIterator[list[Any]]:
-        try:
-            order, used_seed = prepare_comparison(runtime, available, prompt_text, chosen, shape_text, randomize_seed,
-                                                  seed_value)
-        except ValidationError as err:
-            yield [error_text(err), *[same] * (len(run_outputs) - 1)]
-            return
-        if blind_mode:
-            random.shuffle(order)
-        first = frame(comparison(prompt_text, order, shape_text, used_seed, blind_mode), blind_mode, set(),
-                      False)
-        first[1] = gr.update(value=used_seed) if randomize_seed else gr.update()
-        first[-4:] = [gr.update(choices=[], value=None), gr.update(choices=[], value=None),
-                      gr.update(value=None, visible=False), gr.update(visible=True)]
-        yield [*first, gr.update(value=None, visible=False)]
-        seen: set[int] = set()
-        comp = None
-        with gate.admitted_all(order):
-            async for comp in run_comparison(runtime, prompt_text, order, shape_text, used_seed, blind_mode):
-                fresh = set(comp.arrivals) - seen
-                seen |= fresh
-                yield [*frame(comp, blind_mode, fresh, comp.finished), same]
-        if comp is not None and comp.images:
-            made = await export_comparison(runtime, comp, blind_mode)
-            files = [str(p) for p in (made.sheet, made.archive) if p is not None]
-            yield [*[same] * (len(run_outputs) - 1), gr.update(value=files or None, visible=bool(files))]
+    async def run_ui(*values: Any) -> AsyncIterator[list[Any]]:
+        async for update in run_frames(runtime, available, gate, *values):
+            yield update
 
     run_inputs = [form.row.prompt, form.picked, form.shape, form.randomize, form.seed, form.blind]
     run_event = form.row.run.click(run_ui, run_inputs, run_outputs, api_visibility="private", preprocess=False,
-                               concurrency_limit=None)
+                                   concurrency_limit=None)
     # The picks made mid-stream may have been among the skipped updates: settle them at the end,
     # keeping whatever the person chose meanwhile.
     run_event.then(settle_picks, [res.views, res.left, res.right], [res.left, res.right, res.slider, res.hint],
                    api_visibility="private", preprocess=False)
     form.row.stop.click(stopped, res.views, [form.row.status, form.row.stop, *res.captions], cancels=[run_event],
-                    api_visibility="private")
+                        api_visibility="private")
 
 
 def _wire_picks_and_votes(ctx: TabContext, tally: Tally, status: gr.Markdown, res: _Results) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from flux_ui.client import GenerationRequest, finite
 from flux_ui.errors import ValidationError
 from flux_ui.exports import Axis
 from flux_ui.history import History
-from flux_ui.registry import MODELS, AspectRatioSize, Mode, PixelSize, parse_aspect_ratio
+from flux_ui.registry import MODELS, AspectRatioSize, Mode, parse_aspect_ratio
 from flux_ui.runtime import Runtime
 from flux_ui.ui import downloads
 from flux_ui.ui.common import flag
@@ -66,17 +67,6 @@ def pick_seed(randomize: bool, seed: Any, rng: random.Random | None = None) -> i
     return int(number)
 
 
-def pixel_size(rule: PixelSize, ratio: tuple[int, int]) -> tuple[int, int]:
-    """A shape on the model's grid at about its default area, as the text-to-image presets make it."""
-    target, m = rule.default[0] * rule.default[1], rule.multiple
-    w = int((target * ratio[0] / ratio[1]) ** 0.5) // m * m
-    h = int((target * ratio[1] / ratio[0]) ** 0.5) // m * m
-    if rule.max_side and max(w, h) > rule.max_side:
-        scale = rule.max_side / max(w, h)
-        w, h = int(w * scale) // m * m, int(h * scale) // m * m
-    return max(w, rule.min_side), max(h, rule.min_side)
-
-
 def size_params(model_id: str, shape: str) -> dict[str, Any]:
     """The size parameters that give this model this shape: width/height, or Kontext's aspect_ratio."""
     rule = MODELS[model_id].size
@@ -84,8 +74,8 @@ def size_params(model_id: str, shape: str) -> dict[str, Any]:
         return {"aspect_ratio": shape}
     ratio = parse_aspect_ratio(shape)
     assert ratio is not None, "the shape is checked before sizes are worked out"
-    w, h = pixel_size(rule, ratio)
-    return {"width": w, "height": h}
+    w, h = rule.at_ratio(ratio)
+    return {"width": max(w, rule.min_side), "height": max(h, rule.min_side)}
 
 
 def shape_problem(shape: Any) -> str | None:
@@ -162,12 +152,14 @@ def comparison(prompt: str, models: Sequence[str], shape: str, seed: int, blind:
     return Comparison(slots=slots, prompt=prompt, seed=seed, shape=shape, id=run_id)
 
 
-async def run_comparison(runtime: Runtime, prompt: str, models: Sequence[str], shape: str,
-                         seed: int, blind: bool = False) -> AsyncIterator[Comparison]:
+async def run_comparison(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int,
+                         blind: bool = False, start: float | None = None,
+                         clock: Callable[[], float] = time.monotonic) -> AsyncIterator[Comparison]:
     """Send one request per model at once; yield the comparison whenever one finishes, and every tick
-    (the same object, updated in place). Closing the generator (Stop) cancels every request still waiting."""
+    (the same object, updated in place), its ``elapsed`` counted from ``start`` (a ``clock()`` reading;
+    default now). Closing the generator (Stop) cancels every request still waiting."""
     comp = comparison(prompt, models, shape, seed, blind)
-    async for _ in run_fanout(runtime, comp, TAB):
+    async for _ in run_fanout(runtime, comp, TAB, start=start, clock=clock):
         yield comp
 
 
@@ -186,10 +178,12 @@ async def export_comparison(runtime: Runtime, comp: Comparison, blind: bool) -> 
                                       blind=blind)
 
 
-async def compare(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int) -> Comparison:
-    """The whole comparison at once (the API's way): the same requests, without the ticks."""
+async def compare(runtime: Runtime, prompt: str, models: Sequence[str], shape: str, seed: int,
+                  start: float | None = None) -> Comparison:
+    """The whole comparison at once (the API's way): the same requests, without the ticks; ``elapsed``
+    from ``start`` (a ``time.monotonic()`` reading: when the call arrived; default now)."""
     last = comparison(prompt, (), shape, seed)
-    async for comp in run_comparison(runtime, prompt, models, shape, seed):
+    async for comp in run_comparison(runtime, prompt, models, shape, seed, start=start):
         last = comp
     return last
 

@@ -20,7 +20,7 @@ from flux_ui.exports import model_names
 from flux_ui.registry import MODELS
 from flux_ui.tally import Tally
 from flux_ui.ui import handlers, progress
-from flux_ui.ui.common import error_text
+from flux_ui.ui.common import ALERT_MARK, error_text
 from flux_ui.ui.compare_run import LETTERS, MAX_MODELS, MIN_MODELS, Comparison
 from flux_ui.ui.fanout import Slot
 from flux_ui.ui.text import inert
@@ -63,6 +63,13 @@ def display_name(view: Mapping[str, Any], blindness: Blindness) -> str:
     if blindness is Blindness.OPEN:
         return name
     return f"{view['label']}: {name}" if blindness is Blindness.REVEALED else f"Image {view['label']}"
+
+
+def alt_text(view: Mapping[str, Any], blindness: Blindness) -> str:
+    """What a screen reader says for a slot's image (and names the tile's click-to-view button), no more
+    than the page shows: the model, or only its letter while the vote is blind."""
+    name = display_name(view, blindness)
+    return f"{name}, result" if blindness.blind else f"Result from {name}"
 
 
 def unnamed(text: str) -> str:
@@ -150,21 +157,23 @@ def slot_updates(comp: Comparison, views: Sequence[Mapping[str, Any]], blindness
             imgs[i] = gr.update(value=None, label=label)
             caps[i] = f"**{label}**\n\n{slot_status(slot, comp.elapsed)}"
         else:
-            imgs[i] = gr.update(value=view["path"], label=label)
+            imgs[i] = gr.update(value=view["path"], label=label, alt_text=alt_text(view, blindness))
             caps[i] = caption_text(view, blindness)
         can_vote = final and blindness.blind and comp.images >= MIN_MODELS and view["path"] is not None
         vote_btns[i] = gr.update(visible=can_vote)
     return cols, imgs, caps, vote_btns
 
 
-def frame(comp: Comparison, blind_mode: bool, fresh: set[int], final: bool) -> list[Any]:
+def frame(comp: Comparison, blind_mode: bool, fresh: set[int], final: bool, seed: Any = None) -> list[Any]:
     """One streamed update for the run outputs (status, seed, stop, state, columns, images, captions,
     votes, left, right, slider, hint), complete in itself.
 
-    Gradio's page can skip streamed updates that arrive close together and render only the
-    latest (seen with results a few hundred ms apart), so every frame carries each finished
-    slot's image again; unchanged values travel as empty diffs. Only the slider picks are set
-    once, when two images first exist, so a pick made meanwhile is not undone.
+    Gradio sends each frame as a diff from the last, and the page may apply the next diff to a frame
+    it has not shown yet (see compare.run_frames), so every frame carries each finished slot's image
+    again: one left out would be deleted from the frame still waiting. Unchanged values travel as
+    empty diffs. Only the slider picks are set once, when two images first exist, so a pick made
+    meanwhile is not undone (settle_picks puts them right after the run). ``seed`` is the seed box's
+    update (none by default). Each call builds new dicts: Gradio pops the values it sends.
     """
     blindness = Blindness.of(blind_mode)
     views = slot_views(comp)
@@ -174,14 +183,17 @@ def frame(comp: Comparison, blind_mode: bool, fresh: set[int], final: bool) -> l
         f"⏳ {comp.elapsed:.1f} s · {len(comp.arrivals)} of {len(comp.slots)} done · "
         f"seed {comp.seed} on every model · {comp.shape}")
     state = {"blind": blind_mode, "voted": False, "views": views}
-    return [head, gr.update(), gr.update(visible=not final), state, *cols, *imgs, *caps, *vote_btns, *pick]
+    return [head, gr.update() if seed is None else seed, gr.update(visible=not final), state, *cols, *imgs, *caps,
+            *vote_btns, *pick]
 
 
 def summary(comp: Comparison, blind: bool) -> str:
     """The status line once every model has answered."""
     n = len(comp.slots)
     line = f"Done: {comp.images} of {n} images in {comp.elapsed:.1f} s · seed {comp.seed} on every model · {comp.shape}"
-    if comp.images < n:
+    if comp.images == 0:  # nothing to look at: shown as an error (ALERT_MARK), like a failed run elsewhere
+        line = f"{ALERT_MARK} No image came back: every model failed (each slot says why). {line}"
+    elif comp.images < n:
         line += " · see the failed slot for why"
     if blind and comp.images >= MIN_MODELS:
         line += "\n\nWhich is best? Pick with the buttons under the images; the names show after your vote."
@@ -209,7 +221,8 @@ def revealed(state: Mapping[str, Any], index: int) -> list[Any]:
     """After a vote for ``index`` (see :func:`open_vote`): status, state, images, captions, votes and picks,
     the names shown and the pick starred."""
     views = list(state["views"])
-    images = [gr.update(label=display_name(v, Blindness.REVEALED)) for v in views]
+    images = [gr.update(label=display_name(v, Blindness.REVEALED), alt_text=alt_text(v, Blindness.REVEALED))
+              for v in views]
     captions = [caption_text(v, Blindness.REVEALED, index, i) for i, v in enumerate(views)]
     pad = [gr.update()] * (MAX_MODELS - len(views))
     choices = pick_choices(views, Blindness.REVEALED)

@@ -163,7 +163,7 @@ def extra_updates(example: PromptExample, names: Sequence[str]) -> list[Any]:
     size = shape_size(example.model, example.shape)
     if size:
         values.update(width=size[1], height=size[2])
-    preset = gr.update(value=size[0]) if size else gr.update()
+    preset = gr.update(value=example.shape) if size else gr.update()  # the preset's value is its shape
     return [preset, *(gr.update(value=values[n]) if n in values else gr.update() for n in names)]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,11 +74,14 @@ class Fanout:
         return sum(s.sent for s in self.slots)
 
 
-async def run_fanout(runtime: Runtime, run: Fanout, tab: str,
-                     references: Sequence[bytes] = ()) -> AsyncIterator[Fanout]:
+async def run_fanout(runtime: Runtime, run: Fanout, tab: str, references: Sequence[bytes] = (),
+                     start: float | None = None, clock: Callable[[], float] = time.monotonic,
+                     ) -> AsyncIterator[Fanout]:
     """Send every slot that can be sent at once; yield ``run`` (updated in place) whenever one finishes,
-    and every tick."""
-    start = time.monotonic()
+    and every tick. ``run.elapsed`` counts from ``start`` (a ``clock()`` reading; default now): a tab
+    passes the moment the click reached it, so its clock includes the checks and the first frame
+    before anything is sent, as the person's wait does."""
+    start = clock() if start is None else start
 
     async def one(index: int) -> None:
         slot = run.slots[index]
@@ -96,7 +99,7 @@ async def run_fanout(runtime: Runtime, run: Fanout, tab: str,
             done, pending = await asyncio.wait(pending, timeout=progress.TICK_S, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # a bug (not a FluxError) surfaces instead of hanging a slot
-            run.elapsed = time.monotonic() - start
+            run.elapsed = clock() - start
             yield run
     finally:
         for task in pending:

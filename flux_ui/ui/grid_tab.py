@@ -190,13 +190,18 @@ def _initial_checks(runtime: Runtime, available: list[str], form: _Form) -> None
 
 
 def _results() -> _Results:
-    gallery = gr.Gallery(label="Cells as they arrive", columns=GALLERY_COLUMNS, height=ROW_PX, object_fit="contain",
-                         elem_id="grid-gallery", buttons=["download", "fullscreen"], preview=False)
-    with gr.Row(equal_height=False):
-        sheet = gr.Image(label="Contact sheet", show_label=False, type="filepath", interactive=False,
-                         elem_id="grid-sheet", buttons=["download", "fullscreen"], scale=3)
-        files = gr.File(label="Contact sheet and ZIP (originals, manifest.json, manifest.csv)", interactive=False,
-                        file_count="multiple", elem_id="grid-files", scale=2)
+    with gr.Column(elem_id="grid-result"):  # assets/scroll.js brings it into view after Run grid on a phone
+        gallery = gr.Gallery(label="Cells as they arrive", columns=GALLERY_COLUMNS, height=ROW_PX,
+                             object_fit="contain", elem_id="grid-gallery", buttons=["download", "fullscreen"],
+                             preview=False)
+        with gr.Row(equal_height=False):
+            # The alt text names the button Gradio wraps the image in (click to view it larger).
+            sheet = gr.Image(label="Contact sheet", show_label=False, type="filepath", interactive=False,
+                             elem_id="grid-sheet", buttons=["download", "fullscreen"], scale=3, min_width=320,
+                             alt_text="The grid's contact sheet")
+            # min_width: on a phone the files go below the sheet, their names readable.
+            files = gr.File(label="Contact sheet and ZIP (originals, manifest.json, manifest.csv)",
+                            interactive=False, file_count="multiple", elem_id="grid-files", scale=2, min_width=280)
     return _Results(gallery, sheet, files, handoff())
 
 

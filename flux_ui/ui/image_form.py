@@ -23,7 +23,16 @@ from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress, variations, view_code
 from flux_ui.ui.common import TabHandle, error_text, from_program, leave, named_signature, take, unchanged, wire_run
-from flux_ui.ui.controls import make_component, merged_declaration, reuse_updates, seed_after_run, wire_seed
+from flux_ui.ui.controls import (
+    RESET_LABEL,
+    make_component,
+    merged_declaration,
+    reuse_updates,
+    seed_after_run,
+    seed_boxes,
+    wire_seed,
+)
+from flux_ui.ui.icons import labelled
 from flux_ui.ui.layout import PromptRow
 from flux_ui.ui.quota_gate import QuotaGate
 from flux_ui.ui.text import inert
@@ -47,6 +56,9 @@ class ParamControls:
     consecutive: gr.Checkbox
     controls: dict[str, gr.components.Component]
     size_note: gr.Markdown | None = None
+    # The seed box, shown with Randomize seed off, and the box saying "random" shown in its place while on.
+    seed_typed: gr.Column | None = None
+    seed_drawn: gr.Column | None = None
 
 
 def param_controls(prefix: str, names: Sequence[str], *, own_ids: bool = True,
@@ -64,19 +76,28 @@ def param_controls(prefix: str, names: Sequence[str], *, own_ids: bool = True,
         consecutive = gr.Checkbox(value=False, label="Consecutive seeds: seed, seed+1, …", interactive=False,
                                   elem_id=f"{prefix}-consecutive", min_width=200, scale=2)
     count = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Images per run", elem_id=f"{prefix}-count",
+                      elem_classes=labelled(RESET_LABEL),
                       info="Each image is its own request with its own seed, all sent at once. Consecutive "
                            "seeds run on from the seed below (with Randomize seed off); otherwise they are random.")
     controls: dict[str, gr.components.Component] = {}
-    note = None
+    note = typed = drawn = None
     with gr.Accordion("Parameters", open=True):
         for name in names:
-            controls[name] = make_component(merged_declaration(name))
-            if own_ids:
-                controls[name].elem_id = f"{prefix}-param-{name}"
-                controls[name].key = f"{prefix}-param-{name}"
+            if name == "seed":
+                typed, drawn = seed_boxes(prefix, lambda: controls.setdefault("seed", _control(prefix, "seed",
+                                                                                               own_ids)))
+                continue
+            controls[name] = _control(prefix, name, own_ids)
             if size_note and name == "height":
                 note = gr.Markdown("", elem_id=f"{prefix}-size-note")
-    return ParamControls(presets, randomize, count, consecutive, controls, note)
+    return ParamControls(presets, randomize, count, consecutive, controls, note, typed, drawn)
+
+
+def _control(prefix: str, name: str, own_ids: bool) -> gr.components.Component:
+    control = make_component(merged_declaration(name))
+    if own_ids:
+        control.elem_id = control.key = f"{prefix}-param-{name}"
+    return control
 
 
 @dataclass
@@ -156,7 +177,7 @@ class ImageForm:
 def run_caption(run: Variations) -> str:
     """The page's caption under a run's gallery: the model, how many, which seeds, what it cost."""
     costs = [g.result.cost_estimate_usd for g in run.made]
-    cost = f" · ≈ ${sum(costs):.3f} in all" if costs and None not in costs else ""
+    cost = f" · ≈ ${sum(costs):.3f} in all (list price)" if costs and None not in costs else ""
     name = MODELS[run.model].display_name
     return (f"**{name}** · {run.images} of {run.count} images · {variations.seeds_text(run.seeds)}{cost}. "
             "Each is saved to History; open one to see it large.")
@@ -285,7 +306,9 @@ def wire_image_run(runtime: Runtime, form: ImageForm, fn: Callable[..., Any], in
              after_outputs=[result.used_seed, result.reuse, row.status, result.gallery, result.sheet,
                             result.archive, result.timer, *result.code.outputs, *extra_outputs, row.stop])
     result.timer.tick(gallery_tick, box, result.gallery, concurrency_limit=None, **PRIVATE)
-    wire_seed(form.seed, form.params.randomize, result.reuse, result.used_seed)
+    assert form.params.seed_typed is not None and form.params.seed_drawn is not None, "param_controls builds both"
+    wire_seed(form.params.randomize, result.reuse, result.used_seed, form.seed, form.params.seed_typed,
+              form.params.seed_drawn)
     form.params.randomize.change(lambda on: gr.update(interactive=not on), form.params.randomize,
                                  form.params.consecutive, **PRIVATE)
 

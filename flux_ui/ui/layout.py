@@ -2,7 +2,8 @@
 
 Built here once so each tab's layout says only what it adds, and so the element ids follow the one
 convention assets/shortcuts.js relies on: ``<prefix>-prompt`` and its tab's ``<prefix>-run`` (Ctrl+Enter
-presses the second from the first), with ``<prefix>-stop`` and ``<prefix>-status`` beside them.
+presses the second from the first), with ``<prefix>-stop`` and ``<prefix>-status`` beside them. The
+status line is where a failed run is shown as an alert, the same way on every tab (assets/alerts.js).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 import gradio as gr
 
 from flux_ui.registry import MODELS
-from flux_ui.ui.common import model_choices
+from flux_ui.ui.common import RUN_STATUS_CLASS, model_choices
 
 
 @dataclass
 class PromptRow:
-    """A tab's prompt, its run and Stop buttons (Stop shown only while a run goes on), and its status line."""
+    """A tab's prompt, its run and Stop buttons (Stop shown only while a run goes on), and its status line
+    (an alert while it says what failed)."""
 
     prompt: gr.Textbox
     run: gr.Button
@@ -46,7 +48,9 @@ def prompt_row(prefix: str, *, placeholder: str, info: str, label: str = "Prompt
     with gr.Row():
         run = gr.Button(run_label, variant="primary", elem_id=f"{prefix}-run", scale=3)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", scale=1, visible=False)
-    status = gr.Markdown("", elem_id=f"{prefix}-status", elem_classes=["flux-status"], label=status_label)
+    # A failed run's message makes it an alert next to the run button, on the page alone (common.RUN_STATUS_CLASS).
+    status = gr.Markdown("", elem_id=f"{prefix}-status", elem_classes=["flux-status", RUN_STATUS_CLASS],
+                         label=status_label)
     return PromptRow(prompt, run, stop, status, style, recent)
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from flux_ui.client import ProgressEvent
+from flux_ui.client.retry import counted_down
 from flux_ui.pacing import PacerStatus
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
@@ -29,15 +30,16 @@ STOPPED = ("⏹ Stopped waiting; nothing more is sent. A request not yet sent wa
 
 
 def status_line(model: str, event: ProgressEvent | None, elapsed: float) -> str:
+    """Where the request is, after ``elapsed`` seconds: each stage said once, in the person's terms."""
     name = MODELS[model].display_name
     if event is None:
         return f"⏳ {elapsed:.1f} s · preparing the request for {name}"
     if event.stage == "paced":
         left = max(0.0, event.wait_s - (elapsed - event.elapsed_s))
         return f"⏳ {elapsed:.1f} s · paced: waiting {left:.1f} s for a quota slot on {name}"
-    if event.stage == "retrying":
+    if event.stage == "retrying":  # the client's own line (client/retry.retry_line), its wait counting down
         left = max(0.0, event.wait_s - (elapsed - event.elapsed_s))
-        return f"⏳ {elapsed:.1f} s · retrying in {left:.1f} s (attempt {event.attempt + 1}): {inert(event.message)}"
+        return f"⏳ {elapsed:.1f} s · {inert(counted_down(event.message, event.wait_s, left))}"
     if event.stage in ("sent", "polling", "downloading"):
         attempt = f", attempt {event.attempt}" if event.attempt > 1 else ""
         return f"⏳ {elapsed:.1f} s · sent to {name}{attempt}; generating"

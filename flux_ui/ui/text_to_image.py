@@ -72,7 +72,7 @@ def _layout(models: Sequence[str]) -> tuple[image_form.ImageForm, gr.Examples | 
                              info="Ctrl+Enter (⌘+Enter) generates.")
             # make_component's own ids (param-<name>): this tab was first to have them.
             params = image_form.param_controls("t2i", all_param_names(models), own_ids=False, size_note=True)
-        with gr.Column(scale=3, min_width=320):
+        with gr.Column(scale=3, min_width=320, elem_id="t2i-result"):  # assets/scroll.js: <tab>-result
             result = image_form.result_panel("t2i")
             shown = examples.text_to_image(models, row.prompt, model)
     return image_form.ImageForm(model, row, params, result), shown
@@ -88,9 +88,9 @@ def _wire_controls(ctx: TabContext, models: Sequence[str], form: image_form.Imag
     examples.follow_text_to_image(shown, models, follow, params.presets, params.controls)
     if "width" in params.controls:
         width, height = params.controls["width"], params.controls["height"]
-        for side in (width, height):
-            side.change(handlers.size_note, [form.model, width, height], params.size_note,
-                        api_visibility="private", show_progress="hidden")
+        for changed in (width, height, form.model):  # the model too: one sized by aspect ratio has no note
+            changed.change(handlers.size_note, [form.model, width, height], params.size_note,
+                           api_visibility="private", show_progress="hidden")
 
 
 def _wire_generate(runtime: Runtime, form: image_form.ImageForm, gate: QuotaGate) -> None:
