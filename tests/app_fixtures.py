@@ -167,3 +167,19 @@ def screenshot(page: object, name: str) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+#: Where an <img> paints its picture (object-fit: contain leaves bands inside its box): [x, y, w, h].
+PAINTED = """img => {
+  const r = img.getBoundingClientRect();
+  const fit = getComputedStyle(img).objectFit;
+  if (!["contain", "scale-down"].includes(fit) || !img.naturalWidth) return [r.x, r.y, r.width, r.height];
+  const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  return [r.x + (r.width - w) / 2, r.y + (r.height - h) / 2, w, h];
+}"""
+
+
+def overlaps(a: list[float], b: list[float]) -> bool:
+    """Whether two [x, y, w, h] boxes share any pixel."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]

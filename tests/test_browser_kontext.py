@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageStat
 
-from app_fixtures import AppUnderTest, screenshot
+from app_fixtures import PAINTED, AppUnderTest, overlaps, screenshot
 from conftest import SAMPLES
 
 pytestmark = pytest.mark.browser
@@ -147,19 +147,6 @@ def test_the_trail_comes_back_after_a_reload_in_this_browser_only(app: AppUnderT
         assert group_of(app, "paint the horse gold")["id"] != chain["id"]
     finally:
         context.close()
-
-
-PAINTED = """img => {
-  const r = img.getBoundingClientRect();
-  if (getComputedStyle(img).objectFit !== "contain" || !img.naturalWidth) return [r.x, r.y, r.width, r.height];
-  const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
-  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
-  return [r.x + (r.width - w) / 2, r.y + (r.height - h) / 2, w, h];
-}"""
-
-
-def overlaps(a: list[float], b: list[float]) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def test_the_labels_do_not_cover_the_pictures(app: AppUnderTest, page) -> None:

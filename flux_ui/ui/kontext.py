@@ -135,7 +135,8 @@ def _inputs(models: list[str]) -> _Inputs:
                      visible=len(route_choices(first)) > 1)
     note = gr.Markdown("", elem_id="kontext-route-note", elem_classes=["flux-status"])
     image = gr.Image(label="Input image", type="filepath", sources=["upload", "clipboard"], image_mode=None,
-                     height=320, elem_id="kontext-input", buttons=["fullscreen"])
+                     height=320, elem_id="kontext-input", buttons=["fullscreen"],
+                     elem_classes=["flux-picture"])
     controls: dict[str, Any] = {}
 
     def shape_controls() -> None:  # the shape matters to most edits: kept in view, above Generate
@@ -162,7 +163,8 @@ def _inputs(models: list[str]) -> _Inputs:
 
 def _outputs(models: list[str], i: _Inputs) -> _Outputs:
     result = gr.Image(label="Result", type="filepath", interactive=False, elem_id="kontext-result",
-                      buttons=["download", "fullscreen"], height=480, alt_text="The latest edit's result")
+                      elem_classes=["flux-picture", "flux-result"], buttons=["download", "fullscreen"], height=480,
+                      alt_text="The latest edit's result")
     info = gr.Markdown("The edited picture appears here, saved to History as it arrives.", elem_id="kontext-info")
     use = gr.Button("Use this result as the next input", elem_id="kontext-use-result", visible=False)
     gr.Markdown("### Edit trail")
