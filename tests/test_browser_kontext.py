@@ -124,6 +124,7 @@ def test_the_trail_comes_back_after_a_reload_in_this_browser_only(app: AppUnderT
     screenshot(page, "kontext-restored")
 
     page.click("#kontext-use-result")  # the chain goes on from the restored trail
+    page.wait_for_function("document.querySelector('#kontext-trail-list').innerText.includes('moon ◀ input now')")
     run_edit(page, "add a comet", "Added edit 3")
     second = next(e for e in app.runtime.history.list() if e.prompt == "add a full moon")
     ref = logged(app, "add a comet")["references"][0]

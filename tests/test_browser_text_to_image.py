@@ -145,10 +145,13 @@ def test_a_failed_run_is_an_alert_until_the_next_run(app: AppUnderTest, page) ->
     app.emulator.set_faults("FLUX.2-pro", [Fault("status", status=503, count=3)])  # every attempt fails
     try:
         generate(page, prompt)
-        page.wait_for_function("document.querySelector('#t2i-status').innerText.includes('retrying in')")
-        retrying = status_text(page, "t2i")
+        seen = page.wait_for_function("""() => {  // the line and its look read at once: the next retry changes both
+            const s = document.querySelector('#t2i-status'), text = s.querySelector('.prose')?.innerText || '';
+            return text.includes('retrying in') ? {text, alert: s.classList.contains('flux-alert')} : null;
+        }""").json_value()
+        retrying = seen["text"]
         assert "503 from the service; retrying in" in retrying and retrying.count("retrying") == 1
-        assert " of 3" in retrying and not status_is_alert(page, "t2i")  # progress is plain text
+        assert " of 3" in retrying and not seen["alert"]  # progress is plain text
         page.wait_for_function("document.querySelector('#t2i-status').classList.contains('flux-alert')")
     finally:
         app.emulator.set_faults("FLUX.2-pro", [])
