@@ -122,8 +122,8 @@ def _slot_times(client: FoundryClient) -> dict[str, float]:
     pacer = client._pacers[MODEL]
     acquire = pacer.acquire
 
-    async def timed() -> float:
-        waited = await acquire()
+    async def timed(*args: Any, **kwargs: Any) -> float:
+        waited = await acquire(*args, **kwargs)
         slots[_who.get()] = time.monotonic()
         return waited
 

@@ -19,7 +19,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import big_references, burst_load, fanout, grid, load, overhead, pacing, references, sheet, startup
+from bench import (
+    big_references,
+    burst_load,
+    fair_share,
+    fanout,
+    grid,
+    load,
+    overhead,
+    pacing,
+    references,
+    sheet,
+    startup,
+)
 from bench.common import Row, table
 
 SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
@@ -33,6 +45,7 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "startup": startup.run,
     "sheet": sheet.run,
     "grid": grid.run,
+    "fair_share": fair_share.run,
 }
 
 

@@ -3,7 +3,8 @@
 The service enforces its requests-per-minute quota over short windows, so a burst can be
 refused well below the per-minute figure (contract §2). flux-ui therefore turns an RPM
 tier into a short sliding window (:meth:`Quota.from_rpm`) and paces every request through
-it. The emulator enforces quotas with the same :class:`SlidingWindow`, so the two agree.
+it. The emulator enforces quotas with the same :class:`SlidingWindow`, so the two agree. Whose request
+gets each slot is :mod:`flux_ui.fair_queue`'s call: round-robin by user, each user's own in order.
 
 The service counts a request when it *arrives*, and on a busy machine that is a varying time
 after the pacer granted its slot (the event loop, connection setup, writing the body). Two
@@ -28,6 +29,8 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from flux_ui.fair_queue import Board, FairQueue, Ticket
 
 #: A slot granted and not marked sent within this long is taken as sent at its last stamp
 #: (its request failed before sending, or its task moved on); it stops holding the window.
@@ -121,20 +124,25 @@ class SlidingWindow:
         """Hold every request back until ``until`` (the service said to wait)."""
         self._blocked_until = max(self._blocked_until, until)
 
+    def copy(self) -> SlidingWindow:
+        """The same window, to forecast on without touching this one."""
+        twin = SlidingWindow(self.quota, self.margin_s)
+        twin._sent, twin._blocked_until = deque(self._sent), self._blocked_until
+        return twin
+
 
 class Pacer:
-    """Paces one deployment's requests, first come first served.
+    """Paces one deployment's requests; whose goes next is its :class:`~flux_ui.fair_queue.FairQueue`'s call.
 
-    ``acquire`` waits for a slot and claims it; waiters queue behind one lock, so a burst
-    leaves in order, spread over the window instead of all at once. Once the caller marks
-    its sends (:func:`mark_sent`), a granted slot is held until its request has left and is
-    stamped with that moment; a caller that never marks keeps slots stamped at the grant.
-    Either way the margin follows the scheduling delay measured lately (:class:`AdaptiveMargin`).
+    ``acquire`` waits for a slot and claims it, so a burst leaves spread over the window instead of
+    all at once. Once the caller marks its sends (:func:`mark_sent`), a granted slot is held until its
+    request has left and is stamped with that moment; a caller that never marks keeps slots stamped
+    at the grant. Either way the margin follows the scheduling delay measured lately (:class:`AdaptiveMargin`).
     """
 
     def __init__(self, quota: Quota, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] = asyncio.sleep, *, hold_limit_s: float = HOLD_LIMIT_S,
-                 probe: DelaySource | None = None) -> None:
+                 probe: DelaySource | None = None, board: Board | None = None, name: str = "") -> None:
         if probe is None and clock is time.monotonic:
             probe = PROCESS_PROBE  # its samples are on the real clock: only for a pacer on it too
         cap = max_margin(quota)
@@ -142,18 +150,22 @@ class Pacer:
         self.window = SlidingWindow(quota, margin_s=self.margin.base_s)
         self._clock = clock
         self._sleep = sleep
-        self._lock = asyncio.Lock()
+        self.queue = FairQueue(name, board, forecast=self.forecast, clock=clock)
         self._pending: list[_Reservation] = []
         self._hold_limit_s = hold_limit_s
         self.marks_sends = False  # set by the first mark: from then on, unsent slots are held
-        self.waiting = 0
 
     @property
     def quota(self) -> Quota:
         return self.window.quota
 
-    async def acquire(self) -> float:
-        """Wait for a slot, claim it, and return the seconds spent waiting.
+    @property
+    def waiting(self) -> int:  # requests waiting for a slot, everyone's
+        return len(self.queue.waiting)
+
+    async def acquire(self, user: str = "", label: str = "", order: int | None = None, capped: bool = True) -> float:
+        """Wait for a slot, claim it, and return the seconds spent waiting; :meth:`FairQueue.join` says what
+        the arguments are (one ``user`` for all: first come first served) and what it refuses at once.
 
         The slot is this task's until :func:`mark_sent`; a task's next ``acquire`` lets its
         previous, unmarked slot go as it stands.
@@ -161,15 +173,21 @@ class Pacer:
         _let_go(_current.get())
         self.margin.keep_measuring()
         start = self._clock()
-        self.waiting += 1
-        try:
-            async with self._lock:
-                while (wait := self._wait_time(self._clock())) > 0:
-                    await self._sleep(wait)  # type: ignore[misc]
-                self._reserve(self._clock())
-        finally:
-            self.waiting -= 1
+        ticket = self.queue.join(user, label, order, capped)
+        await self.queue.wait_turn(ticket, lambda: self._wait_time(self._clock()), self._sleep)  # type: ignore[arg-type]
+        self._reserve(self._clock(), ticket)
         return self._clock() - start
+
+    def forecast(self, n: int) -> list[float]:
+        """Seconds from now until each of the next ``n`` slots opens, if nothing else changes."""
+        now = self._clock()
+        self._wait_time(now)  # unsent slots held, the margin as it stands now
+        window, starts, at = self.window.copy(), [], now
+        for _ in range(n):
+            at += window.wait_time(at)
+            window.record(at)
+            starts.append(at - now)
+        return starts
 
     def penalize(self, seconds: float) -> None:
         """The service answered 429: hold the deployment back for ``seconds``."""
@@ -178,21 +196,18 @@ class Pacer:
     def status(self) -> PacerStatus:
         now = self._clock()
         wait = self._wait_time(now)
-        return PacerStatus(
-            quota=self.quota,
-            available=self.window.available(now),
-            next_slot_in=wait,
-            waiting=self.waiting,
-        )
+        return PacerStatus(quota=self.quota, available=self.window.available(now), next_slot_in=wait,
+                           waiting=self.waiting)
 
     def _wait_time(self, now: float) -> float:
         self._hold_unsent(now)
         self.window.margin_s = self.margin.value(now)
         return self.window.wait_time(now)
 
-    def _reserve(self, now: float) -> None:
+    def _reserve(self, now: float, ticket: Ticket) -> None:
         self.window.record(now)
-        reservation = _Reservation(self, now, now, asyncio.current_task())
+        self.queue.granted(ticket)
+        reservation = _Reservation(self, now, now, asyncio.current_task(), ticket)
         self._pending.append(reservation)
         _current.set(reservation)
 
@@ -213,6 +228,7 @@ class Pacer:
             self._pending.remove(reservation)
         self.window.restamp(reservation.stamp_s, now)
         reservation.stamp_s, reservation.sent = now, True
+        self.queue.board.sent(reservation.ticket, now)
         self.marks_sends = True
         self.margin.observe(now, now - reservation.slot_s)
 
@@ -225,6 +241,7 @@ class _Reservation:
     slot_s: float
     stamp_s: float
     task: asyncio.Task[object] | None = field(repr=False)
+    ticket: Ticket = field(repr=False)  # the request's place on the board, shown as sent from now on
     sent: bool = False
 
 

@@ -19,7 +19,9 @@ from gradio.processing_utils import save_bytes_to_cache
 from gradio.route_utils import API_PREFIX
 from gradio.utils import get_upload_folder
 
+from flux_ui import identity
 from flux_ui.errors import ValidationError
+from flux_ui.identity import User
 from flux_ui.images import MAX_REFERENCE_BYTES
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
@@ -125,7 +127,8 @@ def endpoint(handler: Callable[..., AsyncIterator[Any]], name: str, required: Se
     tests call an event's function, the handler gets ``request=None``: the page's behaviour.
 
     Registered in a Blocks with a :class:`QuotaGate` (every TabContext gives one), a call counts
-    against its model's deployment while it runs, and is refused when that deployment is full.
+    against its model's deployment while it runs, and is refused when that deployment is full. It runs
+    as the person asking (:func:`caller`), whom the pacer, the spend checks and the audit then know.
     """
     count = len(required) + len(optional)
     gate: QuotaGate | None = getattr(Context.root_block, _GATE, None)
@@ -133,14 +136,60 @@ def endpoint(handler: Callable[..., AsyncIterator[Any]], name: str, required: Se
 
     async def call(*args: Any) -> AsyncIterator[Any]:
         model = args[model_at] if model_at is not None and model_at < len(args) else None
-        with gate.admitted(model) if gate is not None else nullcontext():
-            async for outputs in handler(*args[:count], request=args[count] if len(args) > count else None):
+        request = args[count] if len(args) > count else None
+        user = caller(gate.runtime if gate is not None else None, request)
+        with gate.admitted(model, user) if gate is not None else nullcontext():
+            async for outputs in identity.steps_as(user, handler(*args[:count], request=request)):
                 yield outputs
 
     call.__name__ = call.__qualname__ = name  # MCP names the tool after the function
     call.__doc__ = handler.__doc__  # the endpoint's and the tool's description
     call.__signature__ = named_signature(required, optional, request=True)  # type: ignore[attr-defined]
     call.__annotations__ = {"request": gr.Request | None}  # what Gradio reads to find the request
+    return call
+
+
+def caller(runtime: Runtime | None, request: gr.Request | None) -> User:
+    """Who an event is for: its login name, visitor cookie or session (:func:`identity.from_request`),
+    with this app's owners; a direct call (tests: no request) is the local user."""
+    if runtime is None:
+        return identity.from_request(request)
+    settings = runtime.settings
+    return identity.from_request(request, settings.users.owners, bool(settings.logins))
+
+
+def as_caller(fn: Callable[..., Any], runtime: Runtime, count: int | None = None) -> Callable[..., Any]:
+    """``fn`` (an async function or async generator) as an event function that runs as the person asking.
+
+    Gradio hands it a ``gr.Request`` after the inputs: ``fn``'s own parameters (or ``count`` of them,
+    for a ``*values`` function) keep their names and defaults for the API, and the request, which the
+    API does not list, follows. A direct call without one (tests) runs as the local user.
+    """
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = ([inspect.Parameter(f"value_{i}", kind) for i in range(count)] if count is not None else
+              [p for p in inspect.signature(fn).parameters.values() if p.kind in (kind, p.POSITIONAL_ONLY)])
+    size = len(params)
+
+    def split(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], User]:
+        return args[:size], caller(runtime, args[size] if len(args) > size else None)
+
+    if inspect.isasyncgenfunction(fn):
+        async def steps(*args: Any) -> AsyncIterator[Any]:
+            values, user = split(args)
+            async for item in identity.steps_as(user, fn(*values)):
+                yield item
+        call: Callable[..., Any] = steps
+    else:
+        async def once(*args: Any) -> Any:
+            values, user = split(args)
+            with identity.acting_as(user):
+                return await fn(*values)
+        call = once
+    call.__name__ = call.__qualname__ = fn.__name__  # MCP names a tool after its function
+    call.__doc__ = fn.__doc__
+    request = inspect.Parameter("request", kind, default=None, annotation=gr.Request)
+    call.__signature__ = inspect.Signature([*params, request])  # type: ignore[attr-defined]
+    call.__annotations__ = {"request": gr.Request | None}
     return call
 
 

@@ -10,6 +10,11 @@ descriptor limit, so strangers cannot lock out the rest.
 Who is bounded: with a login, every caller without a valid session (uploads: every caller); without
 one (loopback only, or the emulator demo on a Space), callers not on this machine. The counters live
 on the one event loop that serves the app, so they need no locks.
+
+Who is who: without a login, a page sent to a browser that has no visitor cookie sets one (random,
+HttpOnly; :mod:`flux_ui.identity` turns it into the visitor's id), so a public demo tells its visitors
+apart for fair shares and budgets. On a Space the page is framed by huggingface.co, where a SameSite=Lax
+cookie would never be sent back, so there it is SameSite=None, Secure and Partitioned.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flux_ui.hosts import is_loopback_address
+from flux_ui.identity import VISITOR_COOKIE, new_visitor_token, visitor_token
 from flux_ui.ui.edge.bounds import (
     CLIENT,
     FILE_ROUTE,
@@ -61,6 +67,8 @@ from flux_ui.ui.edge.bounds import (
 from flux_ui.ui.edge.files import FileGate, WrittenFiles, written_files
 
 log = logging.getLogger("flux_ui.edge")
+#: How long a browser keeps its visitor cookie: a year, so a returning visitor keeps their identity.
+VISITOR_MAX_AGE_S = 365 * 24 * 3600
 
 __all__ = ["CLIENT", "MB", "SCOPE_KEY", "Edge", "StreamLimits", "UploadLimits", "WrittenFiles", "client_address",
            "edge_app_kwargs", "stream_budget", "written_files"]
@@ -84,11 +92,14 @@ class Edge:
             return
         address = client_address(scope, self.on_space)
         scope[SCOPE_KEY] = (self.guard, address)
+        needs_visitor = not self.login and visitor_token(header(scope, b"cookie").decode("latin-1")) is None
 
         async def send_framed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-frame-options"]
                 message["headers"] = [*kept, *self.headers]  # a second CSP header can only restrict more
+                if needs_visitor and _is_page(kept):
+                    message["headers"].append((b"set-cookie", self.visitor_cookie(scope)))
             await send(message)
 
         token = CLIENT.set(address)
@@ -108,6 +119,13 @@ class Edge:
             await self.stream(scope, receive, send, address)
         else:
             await self.app(scope, receive, send)
+
+    def visitor_cookie(self, scope: Scope) -> bytes:
+        """A new visitor's cookie: random, HttpOnly, for a year; Secure wherever the page is on https."""
+        secure = self.on_space or scope.get("scheme") == "https"
+        same_site = "None; Partitioned" if self.on_space else "Lax"
+        return (f"{VISITOR_COOKIE}={new_visitor_token()}; Path=/; Max-Age={VISITOR_MAX_AGE_S}; HttpOnly; "
+                f"SameSite={same_site}{'; Secure' if secure else ''}").encode("latin-1")
 
     def signed_in(self, scope: Scope) -> bool:
         """Whether the request carries a session Gradio's login issued."""
@@ -157,6 +175,11 @@ class Edge:
             if metered is None or not metered.done:
                 await drain(receive)
             await refuse(send, refusal)
+
+
+def _is_page(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response is a page (HTML): what a browser loads first, so the one that carries the cookie."""
+    return any(k.lower() == b"content-type" and v.lower().startswith(b"text/html") for k, v in headers)
 
 
 # --- the upload folder's sweep ---------------------------------------------------------------------
