@@ -29,9 +29,10 @@ from flux_ui.grid.axes import MODEL
 from flux_ui.registry import MODELS, Mode
 from flux_ui.runtime import Runtime
 from flux_ui.styles import Style
+from flux_ui.ui import fanout
 from flux_ui.ui.compare_run import pick_seed
 from flux_ui.ui.downloads import save_sheet_and_archive
-from flux_ui.ui.fanout import Fanout, Slot, in_group, run_fanout
+from flux_ui.ui.fanout import Fanout, Slot, in_group, reserve, run_fanout
 
 #: The tab each cell's image is saved under: every cell is a text-to-image request.
 TAB = "text-to-image"
@@ -200,17 +201,33 @@ def waves(slots: Sequence[Slot], cap: Callable[[str], int]) -> list[list[int]]:
 async def run_grid(runtime: Runtime, grid: Grid, cap: Callable[[str], int] | None = None) -> AsyncIterator[Grid]:
     """Send every cell that can be sent, in waves of at most ``cap(model)`` per model (one wave without it);
     yield the grid (updated in place) whenever a cell finishes, and every tick. Closing the generator (Stop)
-    sends nothing more."""
+    sends nothing more.
+
+    The whole grid's cost is held against the day's caps first, for every wave; a grid that would pass one
+    is refused whole (every cell fails with the reason, nothing is sent)."""
     start = time.monotonic()
-    for wave in waves(grid.slots, cap or (lambda model: len(grid.slots))):
-        part, seen = Fanout(slots=[grid.slots[i] for i in wave]), 0
-        async with aclosing(run_fanout(runtime, part, TAB)) as stream:
-            async for _ in stream:
-                grid.arrivals.extend(wave[j] for j in part.arrivals[seen:])
-                seen = len(part.arrivals)
-                grid.elapsed = time.monotonic() - start
-                yield grid
+    if await reserve(runtime, grid, TAB) is not None:
+        grid.arrivals.extend(i for i, slot in enumerate(grid.slots) if slot.na is None)
+        yield grid
+        return
+    try:
+        for wave in waves(grid.slots, cap or (lambda model: len(grid.slots))):
+            part, seen = Fanout(slots=[grid.slots[i] for i in wave], allowance=grid.allowance), 0
+            async with aclosing(run_fanout(runtime, part, TAB)) as stream:
+                async for _ in stream:
+                    grid.arrivals.extend(wave[j] for j in part.arrivals[seen:])
+                    seen = len(part.arrivals)
+                    grid.elapsed = time.monotonic() - start
+                    yield grid
+    finally:
+        runtime.ledger.release_run(grid.allowance)  # what no cell drew (all settled, or Stop)
     grid.elapsed = time.monotonic() - start
+
+
+def check_budget(runtime: Runtime, grid: Grid) -> None:
+    """Before a grid is sent: BudgetError (nothing sent) when its estimate would pass a cap today, so the tab
+    says so up front; :func:`run_grid` holds the cost for real as it starts."""
+    fanout.check_budget(runtime, grid, TAB)
 
 
 # --- the contact sheet and the ZIP ---------------------------------------------------------------

@@ -20,13 +20,24 @@ from flux_ui.errors import ValidationError
 from flux_ui.grid import axis_kinds, axis_label
 from flux_ui.grid.axes import MODEL
 from flux_ui.runtime import Runtime
-from flux_ui.ui.common import TabContext, TabHandle, error_text, flag, handoff, leave, model_choices, named_signature
+from flux_ui.ui.common import (
+    TabContext,
+    TabHandle,
+    as_caller,
+    error_text,
+    flag,
+    handoff,
+    leave,
+    model_choices,
+    named_signature,
+)
 from flux_ui.ui.compare_run import SEED_LIMIT
 from flux_ui.ui.grid_run import (
     NONE,
     Grid,
     GridForm,
     cells_payload,
+    check_budget,
     confirmation_problem,
     export_grid,
     grid_estimate,
@@ -72,7 +83,9 @@ def prepare(runtime: Runtime, available: Sequence[str], form: GridForm) -> Grid:
     problem = confirmation_problem(est, form.confirm)
     if problem:
         raise ValidationError(problem, field="confirm")
-    return grid_run(plan, est)
+    grid = grid_run(plan, est)
+    check_budget(runtime, grid)  # BudgetError, a ValidationError: over a daily cap, refused whole up front
+    return grid
 
 
 async def handle_grid(runtime: Runtime, available: Sequence[str], form: GridForm, gate: QuotaGate | None = None,
@@ -257,8 +270,8 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
         box.pop("grid", None)  # done: the session need not hold its images any longer
 
     inputs = [*form.plan_inputs, form.confirm, res.box]
-    event = form.row.run.click(run_grid_ui, inputs, outputs, api_visibility="private", preprocess=False,
-                               concurrency_limit=None)
+    event = form.row.run.click(as_caller(run_grid_ui, runtime, len(inputs)), inputs, outputs,
+                               api_visibility="private", preprocess=False, concurrency_limit=None)
     event.then(lambda: gr.update(visible=False), None, form.row.stop, api_visibility="private",
                show_progress="hidden")
     def on_stop(box: dict[str, Any] | None) -> tuple[str, Any]:
@@ -304,8 +317,8 @@ def _wire_api(runtime: Runtime, available: list[str], form: _Form, gate: QuotaGa
     grid_api.__signature__ = named_signature(["prompt"], API_OPTIONAL)  # type: ignore[attr-defined]
     inputs = [form.row.prompt, form.model, form.seed, *[c for a in form.axes for c in (a.kind, a.values)],
               form.confirm]
-    trigger.click(grid_api, inputs, [sheet, archive, cells, form.row.status], api_name="grid", preprocess=False,
-                  concurrency_limit=None)
+    trigger.click(as_caller(grid_api, runtime), inputs, [sheet, archive, cells, form.row.status], api_name="grid",
+                  preprocess=False, concurrency_limit=None)
 
 
 def build(ctx: TabContext) -> TabHandle:

@@ -26,7 +26,7 @@ from flux_ui.grid import MAX_VARIATIONS, GridBase, plan_variations
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import downloads, handlers
-from flux_ui.ui.fanout import Fanout, Slot, in_group, run_fanout
+from flux_ui.ui.fanout import Fanout, Slot, check_budget, in_group, run_fanout
 from flux_ui.ui.quota_gate import QuotaGate
 from flux_ui.ui.text import inert
 
@@ -81,7 +81,8 @@ class Variations(Fanout):
 
 def prepare(runtime: Runtime, model: str, prompt: str, params: Mapping[str, Any], references: Sequence[bytes],
             count: int, consecutive: bool, tab: str, rng: random.Random | None = None) -> Variations:
-    """The run to send, its seeds planned; ValidationError (nothing sent) for what a click would refuse.
+    """The run to send, its seeds planned; ValidationError (nothing sent) for what a click would refuse,
+    BudgetError (one) for a run whose estimate would pass a daily cap.
 
     ``params`` are the form's (a seed among them only when the person chose one); ``consecutive`` runs
     the seeds on from it, otherwise they are random and distinct (the first keeps a chosen seed).
@@ -93,7 +94,9 @@ def prepare(runtime: Runtime, model: str, prompt: str, params: Mapping[str, Any]
     group = uuid.uuid4().hex
     slots = [Slot(model, prompt, {**params, "seed": cell.params["seed"]},
                   extra=in_group(KIND, group, index=i)) for i, cell in enumerate(cells)]
-    return Variations(slots=slots, id=group, tab=tab, model=model, prompt=prompt)
+    run = Variations(slots=slots, id=group, tab=tab, model=model, prompt=prompt)
+    check_budget(runtime, run, tab, references)  # past a daily cap the run is refused whole, up front
+    return run
 
 
 async def run(runtime: Runtime, variations: Variations, references: Sequence[bytes] = (),

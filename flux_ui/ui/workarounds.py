@@ -12,6 +12,9 @@ Each one changes a Gradio object in place, and each says which behaviour it answ
   call, three times per button for each new session, on the server's event loop.
 - :func:`hide_api_info_from_strangers`: the login page Gradio serves to someone not signed in
   embeds the whole API description, which ``/gradio_api/info`` refuses them.
+- :func:`plot_redraw` (with :func:`plot_series`): a native plot given a new value keeps the colour
+  scale of its first drawing, so a series that was not in it (a model or user new since the page
+  opened) is never drawn.
 """
 
 from __future__ import annotations
@@ -134,3 +137,20 @@ def hide_api_info_from_strangers(amend: PageContext | None = None) -> None:
 
     template_response.flux_ui_login_page = True  # type: ignore[attr-defined]
     templates.TemplateResponse = template_response  # type: ignore[method-assign]
+
+
+def plot_series(value: Any, color: str) -> list[str]:
+    """Every series of a native plot's ``value`` (a DataFrame; ``color`` its series column), for :func:`plot_redraw`."""
+    return sorted({str(v) for v in value[color]}) if value is not None and color in value else []
+
+
+def plot_redraw(series: list[str]) -> dict[str, Any]:
+    """The second step of updating a native plot (gr.BarPlot, gr.LinePlot) whose series may have changed.
+
+    Given a new value, the page's plot swaps its data only and keeps the colour domain of the value it was
+    first drawn with, so a row of any other series is never drawn; a change of a prop such as
+    ``colors_in_legend`` redraws it whole, but with the value it had before when both come in one update.
+    So the value goes first, and this, in a step of its own (``.then``), names every series: a new list
+    redraws the plot with its new value, the same list leaves the (then enough) swap alone.
+    """
+    return gr.update(colors_in_legend=series)
