@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def startup_lines(settings: Settings, local_url: str, share_url: str | None, mcp: bool) -> list[str]:
+def startup_lines(settings: Settings, local_url: str, share_url: str | None, mcp: bool,
+                  public: bool = False) -> list[str]:
     """What flux-ui prints once it listens, in place of Gradio's own hints (which suggest
     ``share=True``, a public link flux-ui only allows behind a login)."""
     service = "the local emulator (synthetic images)" if settings.uses_emulator else "your Foundry resource"
@@ -41,7 +42,22 @@ def startup_lines(settings: Settings, local_url: str, share_url: str | None, mcp
                      "and use --share or --host 0.0.0.0.")
     if mcp:
         lines.append(f"MCP tools: {local_url.rstrip('/')}/gradio_api/mcp/")
+    lines.append(safety_line(settings, public))
     return lines
+
+
+def safety_line(settings: Settings, public: bool) -> str:
+    """Whether prompts and results are checked, and by which service (its host, never its key)."""
+    from flux_ui.safety import service_text
+
+    safety = settings.safety
+    if not safety.enabled:
+        hint = (" Foundry filters nothing for FLUX: for an instance other people use, set CONTENT_SAFETY_ENDPOINT "
+                "(see the README)." if public else "")
+        return f"Content safety: off.{hint}"
+    outage = "let through unchecked" if safety.fails_open(public) else "refused"
+    return (f"Content safety: on, prompts and results checked by {service_text(safety)}; while it cannot "
+            f"answer, prompts and results are {outage} (FLUX_UI_SAFETY_FAIL_OPEN={safety.fail_open}).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from flux_ui.history import OutputsFolderError
     from flux_ui.runtime import start_runtime
+    from flux_ui.safety import instance_is_public
     from flux_ui.ui import build_demo, launch_queued
 
+    public = instance_is_public(settings, args.host, args.share, args.on_space)
     try:
-        runtime = start_runtime(settings)
+        runtime = start_runtime(settings, public=public)
     except OutputsFolderError as err:
         print(f"flux-ui will not start: {err}", file=sys.stderr)
         return 2
@@ -70,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         launch_queued(demo, quiet=True, prevent_thread_lock=True,
                       **launch_options(runtime.settings, args.host, args.port, args.share, args.mcp))
-        for line in startup_lines(runtime.settings, demo.local_url or "", demo.share_url, args.mcp):
+        for line in startup_lines(runtime.settings, demo.local_url or "", demo.share_url, args.mcp, public):
             print(line, flush=True)
         demo.block_thread()
     finally:

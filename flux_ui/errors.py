@@ -24,6 +24,8 @@
     │   ├── NoRoomError             too little free space: refused before sending
     │   └── NotSavedError           an image arrived but could not be written
     ├── BusyError                   flux-ui holds as many generations as it may: refused before sending
+    │   └── TooManyQueuedError      this person already has FLUX_UI_USER_MAX_QUEUED requests waiting
+    ├── WithdrawnError              the person cancelled a waiting request under "Your requests": not sent
     └── SafetyError                 Azure AI Content Safety kept a prompt from FLUX or a result from the page
         ├── SafetyBlockedError      over the severity limit or on a blocklist; ``verdict`` says which category
         └── SafetyUnavailableError  no verdict, and flux-ui fails closed (see FLUX_UI_SAFETY_FAIL_OPEN)
@@ -253,6 +255,16 @@ class NotSavedError(StorageError):
 class BusyError(FluxError):
     """flux-ui already holds as many generations as it may (they finish even when nobody waits):
     refused before sending."""
+
+
+class TooManyQueuedError(BusyError):
+    """The person already has as many requests waiting for a deployment's quota as one may
+    (``FLUX_UI_USER_MAX_QUEUED``): refused at once, before sending."""
+
+
+class WithdrawnError(FluxError):
+    """The person cancelled a request that was still waiting for its quota slot (``flux_ui.fair_queue``):
+    it was never sent, so nothing is billed."""
 
 
 class SafetyError(FluxError):

@@ -1,5 +1,5 @@
-"""What a running flux-ui holds: settings, the one client, history, the generations it runs, and
-the emulator if used."""
+"""What a running flux-ui holds: settings, the one client, history, the generations it runs, the
+content safety guard when configured, the spend ledger and audit trail, and the emulator if used."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from flux_ui.audit import AuditLog
 from flux_ui.client import FoundryClient
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.errors import BusyError
 from flux_ui.history import History
 from flux_ui.pacing import Quota
+from flux_ui.safety import SafetyGuard
 from flux_ui.settings import Settings
+from flux_ui.spend import Ledger
 from flux_ui.styles import Library
 from flux_ui.unsaved import UnsavedImages
 
@@ -85,6 +88,7 @@ class Runtime:
     emulator: Emulator | None = None
     jobs: Jobs = field(default_factory=Jobs)
     unsaved: UnsavedImages = field(default_factory=UnsavedImages)
+    safety: SafetyGuard | None = None  # Content Safety (None: off): handlers screen prompts and results
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -95,6 +99,17 @@ class Runtime:
         """The saved styles and recent prompts, kept in History's database."""
         return Library(self.history.folder)
 
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        """The day's spend against the caps, and the audit trail's writer, in History's database."""
+        return Ledger(self.history.folder, self.settings.spend)
+
+    @functools.cached_property
+    def audit(self) -> AuditLog:
+        """The audit trail (every request, its cost and outcome), for the Usage tab and its CSV."""
+        self.ledger  # noqa: B018 - opened first: it settles what an earlier run left in flight
+        return AuditLog(self.history.folder)
+
     async def aclose(self, grace_s: float = 0.0) -> None:
         """Let running generations land for up to ``grace_s``, cancel the rest, then close."""
         if grace_s > 0:
@@ -102,6 +117,8 @@ class Runtime:
         self.jobs.cancel_all()
         await self.jobs.wait(1.0)
         await self.client.aclose()
+        if self.safety is not None:
+            await self.safety.aclose()
         self.close_sync()
 
     def close_sync(self) -> None:
@@ -115,9 +132,16 @@ def start_runtime(
     settings: Settings,
     emulator_config: EmulatorConfig | None = None,
     quotas: Mapping[str, Quota] | None = None,
+    *,
+    public: bool = False,
     **client_options: object,
 ) -> Runtime:
-    """Start the emulator when the settings ask for it, then the client and history.
+    """Start the emulator when the settings ask for it, then the client, history and content safety.
+
+    ``public``: other people use this instance (logins, ``--share``, a non-loopback host, a Space;
+    :func:`flux_ui.safety.instance_is_public`), which decides what a Content Safety outage lets
+    through (``FLUX_UI_SAFETY_FAIL_OPEN=private``). ``FLUX_UI_SAFETY=emulator`` checks against the
+    emulator started here.
 
     ``quotas`` overrides the emulated deployments' quotas on both sides (tests use short ones).
     The embedded emulator is the app's alone: its key and control token (random per start unless
@@ -136,4 +160,8 @@ def start_runtime(
         settings = settings.with_emulator(base_url, emulator.api_key, quotas)
         log.info("using the local emulator at %s (synthetic images)", base_url)
     client = FoundryClient(settings, **client_options)  # type: ignore[arg-type]
-    return Runtime(settings=settings, client=client, history=History(settings.output_dir), emulator=emulator)
+    history = History(settings.output_dir)
+    safety = SafetyGuard.from_settings(settings, public=public)
+    if safety is not None:
+        log.info("content safety on: %s", safety)
+    return Runtime(settings=settings, client=client, history=history, emulator=emulator, safety=safety)

@@ -26,6 +26,10 @@ from flux_ui.registry import MODELS, ModelSpec, Route
 from flux_ui.secrets import Secret
 from flux_ui.settings_safety import VARIABLES as SAFETY_VARIABLES
 from flux_ui.settings_safety import SafetySettings, load_safety
+from flux_ui.settings_spend import VARIABLES as SPEND_VARIABLES
+from flux_ui.settings_spend import SpendSettings, load_spend
+from flux_ui.settings_users import VARIABLES as USER_VARIABLES
+from flux_ui.settings_users import UserSettings, load_users
 
 AuthMode = Literal["key", "entra"]
 KeyHeader = Literal["bearer", "api-key"]
@@ -75,7 +79,7 @@ def variables() -> tuple[tuple[str, str, str, str], ...]:
             (f"{prefix}_RPM", "(no pacing)", "30", f"Requests per minute the {spec.display_name} endpoint can take."),
         ]
         at += 3
-    return (*rows, *SAFETY_VARIABLES)
+    return (*rows, *SAFETY_VARIABLES, *USER_VARIABLES, *SPEND_VARIABLES)
 
 
 class SettingsError(FluxError):
@@ -111,6 +115,8 @@ class Settings:
     endpoint: str | None = None
     logins: tuple[tuple[str, Secret], ...] = ()  # (user, password) pairs for the page and the API
     safety: SafetySettings = field(default_factory=SafetySettings)  # Content Safety checks (flux_ui/settings_safety.py)
+    spend: SpendSettings = field(default_factory=SpendSettings)  # daily caps (flux_ui/settings_spend.py)
+    users: UserSettings = field(default_factory=UserSettings)  # owners, the per-user queue cap (settings_users.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deployments", MappingProxyType(dict(self.deployments)))
@@ -294,16 +300,18 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
     output_dir = Path(env.get("FLUX_OUTPUT_DIR") or "outputs")
     _check_output_dir(output_dir, problems)
     logins = _parse_logins(env.get("FLUX_UI_USERS", ""), problems)
+    users = load_users(env, problems, [name for name, _ in logins])
     endpoint_vars = [f"{spec.endpoint_env}_ENDPOINT" for spec in MODELS.on_route(Route.AML)]
     configured = any(env.get(var) for var in ("AZURE_ENDPOINT", *endpoint_vars))
     on_emulator = emulator == "on" or (emulator == "auto" and not configured)
     safety = load_safety(env, problems, uses_emulator=on_emulator, check_url=_check_url)
+    spend = load_spend(env, problems)
 
     if on_emulator:
         if problems:
             raise SettingsError(problems)
         return Settings(mode="emulator", deployments={}, output_dir=output_dir, api_version=api_version,
-                        logins=logins, safety=safety)
+                        logins=logins, safety=safety, users=users, spend=spend)
     if not configured:
         raise SettingsError([f"FLUX_EMULATOR=off but neither AZURE_ENDPOINT nor {' nor '.join(endpoint_vars)} is "
                              "set; for example AZURE_ENDPOINT=https://my-resource.services.ai.azure.com"])
@@ -316,7 +324,7 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
         raise SettingsError(problems)
     return Settings(mode="foundry", deployments=deployments, output_dir=output_dir, api_version=api_version,
                     image_api_path=image_api_path, endpoint=endpoint, logins=logins,
-                    safety=safety)  # type: ignore[arg-type]
+                    safety=safety, users=users, spend=spend)  # type: ignore[arg-type]
 
 
 def _foundry_deployments(env: Mapping[str, str], key_header: str,

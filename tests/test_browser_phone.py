@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 #: An element each tab shows once it is open.
 OPENS = {"t2i": "#t2i-prompt", "edit": "#edit-prompt", "kontext": "#kontext-prompt", "compare": "#compare-prompt",
-         "grid": "#grid-prompt", "history": "#history-gallery"}
+         "grid": "#grid-prompt", "history": "#history-gallery", "usage": "#usage-summary"}
 #: The most the logo, name and purpose line may take on a phone (one line of 28 px), and the banner (two
 #: short lines). Before, they took 93 and 181 px, and the tab bar began halfway down the screen.
 HEADER_MAX_PX, BANNER_MAX_PX = 40, 64
@@ -80,7 +80,7 @@ def with_picture(page, tab: str) -> None:
         page.wait_for_selector("#edit-card-1 img")
 
 
-@pytest.mark.parametrize("tab", [spec.id for spec in TABS if spec.id != "history"])  # History has no run
+@pytest.mark.parametrize("tab", [spec.id for spec in TABS if spec.id not in ("history", "usage")])  # no run there
 def test_a_run_brings_its_result_into_view(app: AppUnderTest, phone, tab: str) -> None:
     label = next(spec.label for spec in TABS if spec.id == tab)
     app.emulator.set_faults("*", [Fault("latency", seconds=0.5)])  # the result arrives after the click

@@ -345,3 +345,72 @@ def test_the_command_against_the_standalone_emulator_with_a_429_from_its_control
     assert facts["delivery"] == "polled" and facts["retry_after"] == "absent" and facts["attempts"] == 2
     assert [(e["route"], e["status"]) for e in log][:3] == [("bfl", 422), ("bfl", 429), ("bfl", 200)]
     assert KEY not in done.stdout
+
+
+# --- Content Safety ------------------------------------------------------------------------------------------
+
+CS_KEY = "doctor-content-safety-key-7d3e9a1c"
+
+
+def safety_checks(report: Report) -> list[Check]:
+    return [c for s in report.sections if s.title.startswith("Content Safety") for c in s.checks]
+
+
+async def test_content_safety_is_checked_with_one_text_record_when_configured(tmp_path: Path) -> None:
+    with own_emulator(content_safety_key=CS_KEY) as emu:
+        env = env_for(emu, tmp_path, CONTENT_SAFETY_ENDPOINT=emu.base_url, CONTENT_SAFETY_KEY=CS_KEY,
+                      FLUX_UI_SAFETY_BLOCKLISTS="flux-ui-demo")
+        report, text = await doctor(env)
+        asked = [e for e in emu.requests() if e["route"].endswith(":analyze")]
+    host = emu.base_url.removeprefix("http://")
+    assert report.ok, text
+    assert "Content Safety (one text:analyze of the word 'hello': the resource bills it as one text record" in text
+    assert check(report, "Content Safety", f"{host}: reachable").status == "pass"
+    assert check(report, "Content Safety", f"{host}: CONTENT_SAFETY_KEY").status == "pass"
+    assert check(report, "Content Safety", "blocklists found: flux-ui-demo").status == "pass"
+    assert "FLUX_UI_SAFETY_FAIL_OPEN=no" in check(report, "Content Safety", "highest severity").label
+    assert [(e["route"], e["prompt"], e["auth"]) for e in asked] == [("text:analyze", "hello", "subscription-key")]
+    assert CS_KEY not in text and CS_KEY not in render_json(report)
+
+
+async def test_content_safety_off_sends_nothing_there(tmp_path: Path) -> None:
+    with own_emulator() as emu:
+        report, _ = await doctor(env_for(emu, tmp_path))
+        logged = {e["route"] for e in emu.requests()}
+    [off] = safety_checks(report)
+    assert off.status == "info" and off.label.startswith("off: CONTENT_SAFETY_ENDPOINT is not set")
+    assert not any(r.endswith(":analyze") for r in logged) and report.ok
+
+
+@pytest.mark.parametrize(("extra", "failed", "fix"), [
+    ({"CONTENT_SAFETY_KEY": "not-the-cs-key-1b2c3d4e"}, "CONTENT_SAFETY_KEY (sent as Ocp-Apim-Subscription-Key) "
+     "refused (HTTP 401)", "Check CONTENT_SAFETY_KEY"),
+    ({"FLUX_UI_SAFETY_BLOCKLISTS": "no-such-list"}, "a blocklist in FLUX_UI_SAFETY_BLOCKLISTS (no-such-list) is not on "
+     "the resource", "every name in FLUX_UI_SAFETY_BLOCKLISTS"),
+])
+async def test_a_refused_content_safety_check_says_what_to_fix(tmp_path: Path, extra: dict[str, str], failed: str,
+                                                              fix: str) -> None:
+    with own_emulator(content_safety_key=CS_KEY) as emu:
+        env = env_for(emu, tmp_path, **{"CONTENT_SAFETY_ENDPOINT": emu.base_url, "CONTENT_SAFETY_KEY": CS_KEY, **extra})
+        report, text = await doctor(env)
+    [refused] = [c for c in safety_checks(report) if c.status == "fail"]
+    assert failed in refused.label and fix in refused.fix and not report.ok
+    assert check(report, "Content Safety", f"{emu.base_url.removeprefix('http://')}: reachable").status == "pass"
+    assert "not-the-cs-key-1b2c3d4e" not in text
+
+
+async def test_an_unreachable_content_safety_endpoint_fails_naming_its_variable(tmp_path: Path) -> None:
+    port = _closed_port()
+    with own_emulator() as emu:
+        report, _ = await doctor(env_for(emu, tmp_path, CONTENT_SAFETY_ENDPOINT=f"http://127.0.0.1:{port}",
+                                         CONTENT_SAFETY_KEY=CS_KEY), timeout_s=2.0)
+    failed = check(report, "Content Safety", f"127.0.0.1:{port} (CONTENT_SAFETY_ENDPOINT): unreachable")
+    assert failed.status == "fail" and "Check CONTENT_SAFETY_ENDPOINT" in failed.fix
+
+
+def test_on_the_emulator_it_checks_the_emulators_content_safety_for_nothing(tmp_path: Path) -> None:
+    done = _command([], tmp_path, {"FLUX_UI_SAFETY": "emulator"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Content Safety (one text:analyze of the word 'hello', on the emulator: nothing billed)" in done.stdout
+    assert "on: prompts and results are checked by the local emulator's Content Safety" in done.stdout
+    assert "the emulator's key accepted" in done.stdout

@@ -456,3 +456,40 @@ async def test_the_content_safety_key_never_leaks(tmp_path: Path) -> None:
     leaks = [t for t in [*texts, *logs, json.dumps(log)] if leaks_in(t, cs_key)]
     leaks += [name for name, data in stored.items() if leaks_in(data, cs_key)]
     assert leaks == []
+
+
+def test_the_content_safety_key_stays_out_of_the_wired_app(tmp_path: Path) -> None:
+    """What wiring content safety in added: the banner (the page), the start-up lines, a refused prompt, a blocked
+    result and its quarantine record through the launched app, the log, and the doctor's report."""
+    import asyncio
+
+    from app import startup_lines
+    from app_fixtures import raw_get
+    from flux_ui.doctor import Options, diagnose, render_json, render_text
+
+    cs_key = f"cs+{secrets.token_hex(12)}/{secrets.token_hex(4)}="
+    texts: list[str] = []
+    with Emulator(EmulatorConfig(content_safety_key=cs_key, rng_seed=5)) as emu, every_logger_at_debug() as logs:
+        env = {"CONTENT_SAFETY_ENDPOINT": emu.base_url, "CONTENT_SAFETY_KEY": cs_key}
+        with running_app(tmp_path / "outputs", env=env) as app:
+            assert app.runtime.safety is not None
+            pages = [raw_get(app, target)[1] for target in ("/", "/config")]
+            client = Client(app.url, verbose=False)
+            for prompt in ("a canary, safety-hate", "a canary, safety-marker", "a canary"):
+                texts.append(json.dumps(client.predict(model="FLUX.2-pro", prompt=prompt, api_name="/generate",
+                                                       **SMALL)))
+            texts += startup_lines(app.runtime.settings, app.url, None, False, public=True)
+            kept = [k.record.read_text() for k in app.runtime.safety.quarantine.kept()]
+        report = asyncio.run(diagnose(Options(env={**env, "FLUX_OUTPUT_DIR": str(tmp_path / "outputs")},
+                                              dotenv_path=None)))
+        texts += [render_text(report), render_json(report)]
+        log = json.dumps(emu.requests())
+    assert any("flagged this prompt for Hate" in t for t in texts) and any("flagged the result" in t for t in texts)
+    assert len(kept) == 1 and report.ok and any("Content safety: on" in t for t in texts)
+    assert b"Content safety on" in pages[0]  # the banner, naming the endpoint's host
+    assert {e["auth"] for e in json.loads(log) if e["route"].endswith(":analyze")} == {"subscription-key"}
+    stored = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    leaks = [t for t in [*texts, *kept, *logs, log] if leaks_in(t, cs_key)]
+    leaks += [f"page {i}" for i, page in enumerate(pages) if leaks_in(page, cs_key)]
+    leaks += [name for name, data in stored.items() if leaks_in(data, cs_key)]
+    assert leaks == []

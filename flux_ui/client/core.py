@@ -44,6 +44,7 @@ from flux_ui.client.wire import (
     summarise_image,
 )
 from flux_ui.errors import FluxError, ValidationError
+from flux_ui.fair_queue import Board
 from flux_ui.images import ImageInfo, PreparedImage, prepare_references
 from flux_ui.pacing import Pacer, PacerStatus
 from flux_ui.registry import MODELS, Route
@@ -154,7 +155,9 @@ class FoundryClient(AttemptSender):
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             follow_redirects=False,
         )
-        self._auth, self._pacers = _per_deployment(settings, credential, clock, sleep)
+        #: Every deployment's waiting requests, for the person who asked them (ui/queue_panel.py).
+        self.board = Board(settings.users.max_queued)
+        self._auth, self._pacers = _per_deployment(settings, credential, clock, sleep, self.board)
 
     # --- public surface ---------------------------------------------------------------
 
@@ -204,7 +207,7 @@ class FoundryClient(AttemptSender):
         prepare_s = self._clock() - start
         wire = await self._wire(deployment, checked, prepared)
         click = Click(deadline=start + self._deadline_s, need=self.send_floor(checked.route),
-                      budget_s=self._deadline_s, clock=self._clock)
+                      budget_s=self._deadline_s, clock=self._clock, order=request.asked)
         try:
             image, info, answer_meta, attempts, stats = await self._send_with_retries(
                 deployment, checked, wire, progress, click, before_send
@@ -286,7 +289,7 @@ async def _prepared(checked: ValidatedRequest, progress: Progress) -> list[Prepa
 
 
 def _per_deployment(settings: Settings, credential: TokenCredential | None, clock: Callable[[], float],
-                    sleep: Callable[[float], Any]) -> tuple[dict[str, Auth], dict[str, Pacer]]:
+                    sleep: Callable[[float], Any], board: Board) -> tuple[dict[str, Auth], dict[str, Pacer]]:
     """Each deployment's credentials (one Entra credential shared by all that use it) and pacer."""
     entra: EntraAuth | None = None
     auth: dict[str, Auth] = {}
@@ -299,7 +302,7 @@ def _per_deployment(settings: Settings, credential: TokenCredential | None, cloc
             assert dep.api_key is not None
             auth[model_id] = KeyAuth(dep.api_key, dep.key_header)
         if dep.quota is not None:
-            pacers[model_id] = Pacer(dep.quota, clock=clock, sleep=sleep)
+            pacers[model_id] = Pacer(dep.quota, clock=clock, sleep=sleep, board=board, name=model_id)
     return auth, pacers
 
 

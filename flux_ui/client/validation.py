@@ -29,6 +29,7 @@ from flux_ui.client.text import (
 )
 from flux_ui.client.values import coerce, finite
 from flux_ui.errors import ValidationError
+from flux_ui.fair_queue import next_order
 from flux_ui.registry import MODELS, ModelSpec, PixelSize, Route, parse_aspect_ratio
 
 __all__ = [
@@ -58,6 +59,9 @@ class GenerationRequest:
     references: Sequence[bytes] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     route: Route | None = None  # None: the model's native route (Image API edits if only that fits)
+    #: When it was asked for, among everyone's: the order a person's requests keep in a deployment's fair queue
+    #: (flux_ui.fair_queue), even when their checks and bodies finish in another order.
+    asked: int = field(default_factory=next_order, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@ configured deployment exists. That last check sends each route a request the ser
 before it generates anything, so nothing is billed. With no Azure configuration flux-ui runs on
 its local emulator: the doctor then starts one of its own and checks against it.
 
+With content safety configured (CONTENT_SAFETY_ENDPOINT, or FLUX_UI_SAFETY=emulator) it also checks
+that Content Safety answers and takes the key or Entra ID token, by asking it to analyse one
+harmless word: one text record on the Content Safety resource's bill. Not configured, nothing is
+sent there.
+
 The report names versions, endpoints, deployment names and what the service answered; keys,
 tokens and passwords never appear in it.
 """

@@ -1,4 +1,5 @@
-"""One doctor run: the configuration, then the service it points at, then (asked for) one image per route.
+"""One doctor run: the configuration, then the service it points at, then (asked for) one image per route,
+then Content Safety when it is configured (:mod:`flux_ui.doctor.safety`).
 
 With no Azure configuration flux-ui runs on its local emulator, so the doctor starts one of its own,
 as the app does (on loopback, its key and control token held in this process, no Entra tokens), and
@@ -20,6 +21,7 @@ from flux_ui.doctor.checks import configuration, environment
 from flux_ui.doctor.generation import check_generation
 from flux_ui.doctor.probe import check_deployments
 from flux_ui.doctor.report import Report
+from flux_ui.doctor.safety import check_safety, section_for
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS, Route
@@ -66,6 +68,8 @@ async def diagnose(options: Options, progress: Callable[[str], None] = _quiet) -
         service.add("info", f"Foundry resource: {settings.endpoint or '(none; Azure ML endpoints only)'}")
     try:
         await _service_checks(report, settings, options, progress)
+        progress("checking Content Safety")
+        await check_safety(section_for(report, settings), settings, options.timeout_s, options.credential)
     finally:
         if emulator is not None:
             emulator.stop()

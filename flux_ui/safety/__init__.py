@@ -10,7 +10,7 @@ and the outage policy), :mod:`~flux_ui.safety.client` (the REST calls), :mod:`~f
 """
 
 from flux_ui.safety.client import API_VERSION, SafetyClient, split_text
-from flux_ui.safety.guard import SafetyGuard, instance_is_public
+from flux_ui.safety.guard import SafetyGuard, instance_is_public, service_text
 from flux_ui.safety.images import AnalysisImage, fit_for_analysis
 from flux_ui.safety.quarantine import Kept, Quarantine
 from flux_ui.safety.verdict import Analysis, BlocklistHit, CategoryScore, Verdict
@@ -28,5 +28,6 @@ __all__ = [
     "Verdict",
     "fit_for_analysis",
     "instance_is_public",
+    "service_text",
     "split_text",
 ]

@@ -224,7 +224,7 @@ def status_error(operation: str, response: httpx.Response, host: str) -> SafetyS
     status = response.status_code
     code, message = _error_detail(response)
     said = f"Content Safety answered {operation} with {status}{f' {code}' if code else ''}"
-    said += f": {message}" if message else ""
+    said += f": {message.rstrip('.')}" if message else ""  # Azure's messages end with a full stop of their own
     if status == 401:
         fix = ("Check CONTENT_SAFETY_KEY against the resource's Keys and Endpoint, or, signing in with Entra ID, "
                "that CONTENT_SAFETY_ENDPOINT is the resource's own endpoint.")

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 
@@ -35,6 +38,12 @@ from flux_ui.settings import Settings
 from flux_ui.settings_safety import SafetySettings
 
 log = logging.getLogger("flux_ui.safety")
+#: How long a prompt's verdict is reused, and for how many prompts at most: long enough for one run's
+#: images and a person's quick retry, short enough that a blocklist the owner just edited soon applies.
+REMEMBER_S = 60.0
+REMEMBERED = 256
+#: How long a count of the quarantine folder is reused (the owner's panel asks every second).
+COUNT_S = 2.0
 
 _PROMPT_CLOSED = ("flux-ui sends no prompt it could not check (FLUX_UI_SAFETY_FAIL_OPEN), so it did not send "
                   f"this one. {billing_sentence(False, 'no')}")
@@ -47,17 +56,31 @@ def instance_is_public(settings: Settings, host: str, share: bool, on_space: boo
     return bool(settings.logins) or share or on_space or not is_loopback(host)
 
 
+def service_text(safety: SafetySettings) -> str:
+    """Which Content Safety checks, in words for the banner and the console: a host and how flux-ui signs
+    in, never a key."""
+    if safety.mode == "emulator":
+        return "the local emulator's Content Safety (FLUX_UI_SAFETY=emulator)"
+    host = urlparse(safety.endpoint or "").netloc or "an unnamed endpoint"
+    how = "a key" if safety.auth == "key" else "Microsoft Entra ID"
+    return f"Azure AI Content Safety at {host} (signed in with {how})"
+
+
 class SafetyGuard:
     """Content Safety for one running flux-ui: the client, the limits, the outage policy and the quarantine."""
 
     def __init__(self, settings: SafetySettings, outputs: Path, *, public: bool,
                  transport: httpx.AsyncBaseTransport | None = None, credential: TokenCredential | None = None,
-                 timeout_s: float | None = None) -> None:
+                 timeout_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.public = public
         extra = {} if timeout_s is None else {"timeout_s": timeout_s}
         self.client = SafetyClient(settings, transport=transport, credential=credential, **extra)
         self.quarantine = Quarantine(outputs)
+        self._asking: dict[str, asyncio.Task[Verdict]] = {}  # prompts being checked now
+        self._recent: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()  # verdicts, newest last
+        self._clock = clock
+        self._counted: tuple[float, int] | None = None  # (when, how many) the quarantine held
 
     @classmethod
     def from_settings(cls, settings: Settings, *, public: bool, **options: Any) -> SafetyGuard | None:
@@ -77,7 +100,42 @@ class SafetyGuard:
         return self.settings.fails_open(self.public)
 
     async def screen_prompt(self, prompt: str) -> Verdict:
-        """The prompt's verdict if it may be sent; SafetyBlockedError or SafetyUnavailableError if not."""
+        """The prompt's verdict if it may be sent; SafetyBlockedError or SafetyUnavailableError if not.
+
+        A grid, a comparison or a run of variations asks about one prompt for each of its images at
+        once: they share one check, and a verdict is reused for :data:`REMEMBER_S` (an outage is
+        not remembered), so a 16-image grid costs one text record, not 16.
+        """
+        verdict = self._remembered(prompt)
+        if verdict is None:
+            loop = asyncio.get_running_loop()
+            asking = self._asking.get(prompt)
+            if asking is None or asking.get_loop() is not loop:
+                asking = loop.create_task(self._ask(prompt))
+                self._asking[prompt] = asking
+                asking.add_done_callback(lambda done: self._settled(prompt, done))
+            verdict = await asyncio.shield(asking)  # one caller's Stop does not cancel the others' check
+        if verdict.blocked:
+            raise SafetyBlockedError(verdict.message(), verdict=verdict)
+        return verdict
+
+    def _remembered(self, prompt: str) -> Verdict | None:
+        now = self._clock()
+        while self._recent and (len(self._recent) > REMEMBERED or
+                                next(iter(self._recent.values()))[0] <= now - REMEMBER_S):
+            self._recent.popitem(last=False)
+        found = self._recent.get(prompt)
+        return found[1] if found else None
+
+    def _settled(self, prompt: str, done: asyncio.Task[Verdict]) -> None:
+        if self._asking.get(prompt) is done:
+            del self._asking[prompt]
+        if not done.cancelled() and done.exception() is None and done.result().checked:
+            self._recent[prompt] = (self._clock(), done.result())
+            self._recent.move_to_end(prompt)
+
+    async def _ask(self, prompt: str) -> Verdict:
+        """Content Safety's verdict on a prompt (blocked or not); SafetyUnavailableError when it fails closed."""
         limits = self.settings.max_severity
         try:
             analysis, parts = await self.client.analyze_text(prompt)
@@ -90,7 +148,6 @@ class SafetyGuard:
         verdict = Verdict.of("prompt", analysis, limits, parts)
         if verdict.blocked:
             log.info("Content Safety blocked a prompt (%s); nothing sent", ", ".join(verdict.blocked_by))
-            raise SafetyBlockedError(verdict.message(), verdict=verdict)
         return verdict
 
     async def screen_image(self, image: bytes, about: Mapping[str, Any] | None = None) -> Verdict:
@@ -126,10 +183,15 @@ class SafetyGuard:
         except OSError as exc:
             log.error("could not keep a %s result in %s: %s", reason, self.quarantine.folder, exc)
             return None
+        finally:
+            self._counted = None
 
     def quarantined(self) -> int:
-        """How many results are in quarantine (for the owner)."""
-        return self.quarantine.count()
+        """How many results are in quarantine (for the owner): the folder counted at most every COUNT_S."""
+        counted, now = self._counted, self._clock()
+        if counted is None or now - counted[0] >= COUNT_S:
+            counted = self._counted = (now, self.quarantine.count())
+        return counted[1]
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
 from flux_ui.assets import LOGO
+from flux_ui.identity import User
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
-from flux_ui.ui import compare, edit, grid_tab, history_tab, kontext, progress, text_to_image
-from flux_ui.ui.common import TabContext, TabHandle, TabSpec
+from flux_ui.safety import service_text
+from flux_ui.ui import compare, edit, grid_tab, history_tab, kontext, progress, queue_panel, text_to_image, usage_tab
+from flux_ui.ui.common import TabContext, TabHandle, TabSpec, caller
 from flux_ui.ui.quota_gate import MAX_IN_PROGRESS
+from flux_ui.ui.text import inert_code
 from flux_ui.ui.workarounds import cache_upload_schemas
 
 #: Calls of one listener handled at once, for the listeners that keep a limit: those that run in
@@ -28,7 +32,8 @@ QUEUE_SIZE = 256
 #: each of its models but holds one worker), with room for the quick steps beside them; one
 #: deployment's waiting requests then never take a worker another deployment's request needs.
 WORKERS = MAX_IN_PROGRESS * len(MODELS) + 4 * EVENT_LIMIT
-#: The tabs, in their order. History comes last: it loads settings into the tabs built before it.
+#: The tabs, in their order. History follows the tabs it loads settings into (those built before it);
+#: Usage, which History loads nothing into, comes after it.
 TABS = (
     TabSpec(id="t2i", label="Text to image", build=text_to_image.build),
     TabSpec(id="edit", label="Edit with references", build=edit.build),
@@ -36,6 +41,7 @@ TABS = (
     TabSpec(id="compare", label="Compare", build=compare.build),
     TabSpec(id="grid", label="Grid", build=grid_tab.build),
     TabSpec(id="history", label="History", build=history_tab.build),
+    TabSpec(id="usage", label="Usage", build=usage_tab.build),
 )
 
 
@@ -75,9 +81,39 @@ def banner_parts(runtime: Runtime, public_demo: bool = False) -> tuple[str, str]
     return f"Connected to <strong>{host}</strong>: every image is a billed request.", ""
 
 
+def safety_note(runtime: Runtime) -> str:
+    """The banner's word on content safety when it is on: which service checks (escaped; never a key)."""
+    if runtime.safety is None:
+        return ""
+    return (f' <span id="banner-safety"><strong>Content safety on</strong>: prompts and results are checked by '
+            f"{html.escape(service_text(runtime.safety.settings))}.</span>")
+
+
+def quarantine_line(runtime: Runtime, user: User) -> str:
+    """For an owner, when content safety is on: how many results it kept from the page, and where."""
+    if runtime.safety is None or not user.owner:
+        return ""
+    count = runtime.safety.quarantined()
+    what = "1 result blocked by Content Safety, kept with its verdict" if count == 1 else (
+        f"{count} results blocked by Content Safety, kept with their verdicts")
+    return f"- **Quarantine** (only owners see this): {what} in {inert_code(runtime.safety.quarantine.folder)}"
+
+
+def quota_view(runtime: Runtime) -> Callable[..., str]:
+    """The quota panel's refresh: one line per deployment, then, for an owner, the quarantine's count."""
+
+    def refresh(request: gr.Request | None = None) -> str:
+        extra = quarantine_line(runtime, caller(runtime, request))
+        return progress.quota_panel(runtime) + (f"\n{extra}" if extra else "")
+
+    refresh.__annotations__ = {"request": gr.Request | None, "return": str}  # how Gradio finds the request
+    return refresh
+
+
 def banner(runtime: Runtime, public_demo: bool = False) -> str:
     """The banner's HTML: the first part always, the rest hidden on a phone (``flux-hide-narrow``)."""
     lead, rest = banner_parts(runtime, public_demo)
+    lead += safety_note(runtime)
     tail = f' <span class="flux-hide-narrow">{rest}</span>' if rest else ""
     return f'<p role="note">{lead}{tail}</p>'
 
@@ -89,10 +125,11 @@ def build_demo(runtime: Runtime, public_demo: bool = False) -> gr.Blocks:
                    analytics_enabled=False) as demo:
         gr.HTML(header(), padding=False)
         gr.HTML(banner(runtime, public_demo), elem_classes=["flux-banner"], elem_id="banner", padding=False)
-        with gr.Accordion("Quota", open=False, elem_id="quota"):
-            quota = gr.Markdown(progress.quota_panel(runtime), elem_id="quota-panel")
-            gr.Timer(1.0).tick(lambda: progress.quota_panel(runtime), None, quota, api_visibility="private",
-                               show_progress="hidden")
+        with gr.Row(equal_height=False, elem_id="status-row"):  # side by side: the tabs stay high on a phone
+            with gr.Accordion("Quota", open=False, elem_id="quota"):
+                quota = gr.Markdown(progress.quota_panel(runtime), elem_id="quota-panel")
+                gr.Timer(1.0).tick(quota_view(runtime), None, quota, api_visibility="private", show_progress="hidden")
+            queue_panel.build(runtime)  # "Your requests": the person's own, in line per deployment, cancellable
         ctx = TabContext(runtime, demo)
         handles: list[TabHandle] = []
         # "wrap": every tab stays in the bar on a narrow screen (rows of tabs, assets/layout.css) instead of

@@ -25,6 +25,7 @@ from flux_ui.ui import examples
 from flux_ui.ui.common import (
     TabContext,
     TabHandle,
+    as_caller,
     error_text,
     flag,
     model_choices,
@@ -286,8 +287,8 @@ def _wire_run(runtime: Runtime, available: list[str], form: _Form, res: _Results
             yield update
 
     run_inputs = [form.row.prompt, form.picked, form.shape, form.randomize, form.seed, form.blind]
-    run_event = form.row.run.click(run_ui, run_inputs, run_outputs, api_visibility="private", preprocess=False,
-                                   concurrency_limit=None)
+    run_event = form.row.run.click(as_caller(run_ui, runtime, len(run_inputs)), run_inputs, run_outputs,
+                                   api_visibility="private", preprocess=False, concurrency_limit=None)
     # The picks made mid-stream may have been among the skipped updates: settle them at the end,
     # keeping whatever the person chose meanwhile.
     run_event.then(settle_picks, [res.views, res.left, res.right], [res.left, res.right, res.slider, res.hint],
@@ -340,8 +341,8 @@ def _wire_api(runtime: Runtime, available: list[str], form: _Form, gate: QuotaGa
     compare_api.__name__ = "compare"  # MCP names the tool after the function
     compare_api.__signature__ = named_signature(  # type: ignore[attr-defined]
         ["prompt", "models"], {"aspect_ratio": "1:1", "randomize_seed": True, "seed": None})
-    trigger.click(compare_api, form.settings, [gallery, results, form.row.status], api_name="compare", preprocess=False,
-                  concurrency_limit=None)
+    trigger.click(as_caller(compare_api, runtime), form.settings, [gallery, results, form.row.status],
+                  api_name="compare", preprocess=False, concurrency_limit=None)
 
 
 def build(ctx: TabContext) -> TabHandle:

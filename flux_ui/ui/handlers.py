@@ -8,9 +8,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from flux_ui import spend
 from flux_ui.client import COMMITTED_STAGES, GenerationRequest, GenerationResult, ProgressEvent, snap_size
 from flux_ui.errors import FluxError, NoRoomError, NotSavedError, ValidationError, overdue_error, with_billing
 from flux_ui.history import Entry, settings_of
+from flux_ui.identity import current_user
 from flux_ui.registry import MODELS, PixelSize, Route
 from flux_ui.runtime import Runtime
 from flux_ui.ui.text import inert
@@ -64,8 +66,17 @@ async def generate(
     tab: str = "text-to-image",
     on_event: Callable[[ProgressEvent], None] | None = None,
     extra: Mapping[str, Any] | None = None,
+    allowance: spend.Allowance | None = None,
 ) -> Generated:
     """Send one request through the shared client and save the image before returning it.
+
+    First its cost is held against the day's caps (from its run's ``allowance`` when it is one of a
+    grid's, a comparison's or a run of variations'), or it is refused with nothing sent; its audit row
+    is settled by what becomes of it (:mod:`flux_ui.spend`, :mod:`flux_ui.audit`).
+
+    With content safety on, the prompt is checked first (before the job, so a refused prompt never
+    waits for a quota slot: nothing is sent or billed) and the image before it is saved or shown
+    (in the job: a result that arrives after Stop is checked too); see :func:`_screen_prompt`.
 
     The work is a job the runtime owns, and this call only waits for it. Cancelled (Stop, a closed
     page) before the request is sent, the job is cancelled too: nothing is sent or billed. Cancelled
@@ -75,13 +86,20 @@ async def generate(
     request = GenerationRequest(model=model, prompt=prompt, references=tuple(references), params=dict(params),
                                 route=route)
     spec = MODELS.get(model) if isinstance(model, str) else None
-    if spec is not None:
-        try:
-            runtime.history.check_room(spec)
-        except NoRoomError as err:
-            raise with_billing(err, False, "no") from None
-    watch = _Watch(on_event)
-    job = runtime.jobs.start(_make(runtime, request, tab, watch, extra))
+    charge = await spend.admit(runtime, request, tab, current_user().id, allowance)  # BudgetError: nothing sent
+    try:
+        if spec is not None:
+            try:
+                runtime.history.check_room(spec)
+            except NoRoomError as err:
+                raise with_billing(err, False, "no") from None
+        await _screen_prompt(runtime, request)
+        watch = _Watch(on_event)
+        job = runtime.jobs.start(charge.track(lambda: _make(runtime, request, tab, watch, extra),
+                                              lambda: watch.committed, lambda made: made.result.service_cost))
+    except BaseException as err:  # refused before its job: its row says why, and nothing counts
+        charge.refused(err)
+        raise
     watch.task = job
     return await _wait(runtime, job, watch, spec.display_name if spec else str(model))
 
@@ -140,12 +158,35 @@ async def _make(runtime: Runtime, request: GenerationRequest, tab: str, watch: _
         if not watch.waiting:
             log.warning("a generation nobody waited for ended without an image: %s", err)
         raise
+    if runtime.safety is not None:  # before History or the page: a blocked image is quarantined, never saved
+        await runtime.safety.screen_image(result.image, about=_made_of(result, tab))
     generated = await _keep(runtime, result, tab, extra, request.references)
     await asyncio.to_thread(_remember, runtime, tab, result.prompt)
     if not watch.waiting:
         log.info("kept an image that arrived after the person stopped waiting (%s): %s", request.model,
                  generated.path if generated.saved else generated.unsaved)
     return generated
+
+
+async def _screen_prompt(runtime: Runtime, request: GenerationRequest) -> None:
+    """Content Safety's check of the prompt as it would be sent; SafetyError (nothing sent) if refused.
+
+    The request is validated first, so a prompt the client would refuse anyway costs no check. Only
+    the prompt is checked: a negative prompt names what to leave out (a list of harms would be flagged
+    for asking for none), and whatever the model then draws is checked as an image.
+    """
+    if runtime.safety is None:
+        return
+    checked = runtime.client.validate(request)  # ValidationError: refused as the client would, nothing sent
+    await runtime.safety.screen_prompt(checked.prompt)
+
+
+def _made_of(result: GenerationResult, tab: str) -> dict[str, Any]:
+    """What a quarantined result was made from, for its record (the owner's, never the page's)."""
+    return {"user": current_user().id, "tab": tab, "model": result.model, "deployment": result.deployment,
+            "route": result.route.value, "prompt": result.prompt, "seed": result.seed, "size": list(result.size),
+            "params": dict(result.params), "cost_estimate_usd": result.cost_estimate_usd,
+            "service_cost": result.service_cost}
 
 
 async def _keep(runtime: Runtime, result: GenerationResult, tab: str,

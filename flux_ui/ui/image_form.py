@@ -22,7 +22,17 @@ from flux_ui.grid import MAX_VARIATIONS
 from flux_ui.registry import MODELS
 from flux_ui.runtime import Runtime
 from flux_ui.ui import handlers, progress, variations, view_code
-from flux_ui.ui.common import TabHandle, error_text, from_program, leave, named_signature, take, unchanged, wire_run
+from flux_ui.ui.common import (
+    TabHandle,
+    as_caller,
+    error_text,
+    from_program,
+    leave,
+    named_signature,
+    take,
+    unchanged,
+    wire_run,
+)
 from flux_ui.ui.controls import (
     RESET_LABEL,
     make_component,
@@ -351,8 +361,8 @@ def wire_variations_api(gate: QuotaGate, form: ImageForm, handler: Callable[...,
     count = gr.Number(4, precision=0, visible=False, label="Images per run", elem_id=f"{prefix}-variations-api-count")
     images = gr.Gallery(visible=False, label="Images", elem_id=f"{prefix}-variations-api-images")
     results = gr.JSON(visible=False, label="Results", elem_id=f"{prefix}-variations-api-results")
-    trigger.click(call, [*inputs[:-2], count, inputs[-1]], [images, results, form.row.status], api_name=api_name,
-                  preprocess=False, concurrency_limit=None)
+    trigger.click(as_caller(call, gate.runtime), [*inputs[:-2], count, inputs[-1]], [images, results, form.row.status],
+                  api_name=api_name, preprocess=False, concurrency_limit=None)
 
 
 def image_handle(tab_id: str, name: str, form: ImageForm, models: Sequence[str],
