@@ -20,16 +20,15 @@ import pytest
 from bench.burst_load import burst, cpu_load, default_burners, floor_s, latency_alone, references
 from bench.common import emulator, quotas_for
 from flux_ui.pacing import (
-    AdaptiveMargin,
     Pacer,
     Quota,
-    SchedulingProbe,
     SlidingWindow,
     mark_sent,
     max_margin,
     pacing_margin,
     trace_sends,
 )
+from flux_ui.pacing_margin import AdaptiveMargin, SchedulingProbe
 
 PRO = Quota(2, 8.0)  # FLUX.2 [pro]'s default tier, 15 RPM
 
