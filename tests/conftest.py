@@ -20,11 +20,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import asyncio
+import heapq
 import io
+import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -216,3 +218,37 @@ class LoopGaps:
         self._done.set()
         assert self._task is not None
         await self._task
+
+
+class VirtualTime:
+    """A clock that moves only when every task waits on it, so concurrent sleeps end in order
+    (a cancelled sleep is dropped)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (self.now + max(0.0, seconds), next(self._order), future))
+        await future
+
+    async def run(self, *coros: Awaitable[object]) -> None:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        while not all(t.done() for t in tasks):
+            for _ in range(30):
+                await asyncio.sleep(0)
+            while self._timers and self._timers[0][2].done():
+                heapq.heappop(self._timers)
+            if self._timers:
+                when, _, future = heapq.heappop(self._timers)
+                self.now = max(self.now, when)
+                future.set_result(None)
+            elif not all(t.done() for t in tasks):
+                raise AssertionError("tasks wait on something other than virtual time")
+        for t in tasks:
+            t.result()

@@ -9,11 +9,10 @@ the emulator enforcing that quota on the same fake clock.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from types import SimpleNamespace
@@ -26,7 +25,7 @@ import pytest
 from app_fixtures import running_app, screenshot
 from bench import fair_share as bench_fair_share
 from bench.common import emulator, quotas_for
-from conftest import FakeClock
+from conftest import FakeClock, VirtualTime
 from flux_ui.client import FoundryClient, GenerationRequest, GenerationResult
 from flux_ui.errors import TooManyQueuedError, WithdrawnError
 from flux_ui.fair_queue import Board, FairQueue
@@ -39,40 +38,6 @@ FLEX = "FLUX.2-flex"
 RPM5 = Quota.from_rpm(5)  # one request per 12 s
 SLOT_S = RPM5.window_s / RPM5.requests + pacing_margin(RPM5)  # 12.3 s between two grants
 ALICE, BOB = User("alice", "alice"), User("bob", "bob")
-
-
-class VirtualTime:
-    """A clock that moves only when every task waits on it, so concurrent sleeps end in order
-    (a cancelled sleep is dropped)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._timers, (self.now + max(0.0, seconds), next(self._order), future))
-        await future
-
-    async def run(self, *coros: Awaitable[object]) -> None:
-        tasks = [asyncio.ensure_future(c) for c in coros]
-        while not all(t.done() for t in tasks):
-            for _ in range(30):
-                await asyncio.sleep(0)
-            while self._timers and self._timers[0][2].done():
-                heapq.heappop(self._timers)
-            if self._timers:
-                when, _, future = heapq.heappop(self._timers)
-                self.now = max(self.now, when)
-                future.set_result(None)
-            elif not all(t.done() for t in tasks):
-                raise AssertionError("tasks wait on something other than virtual time")
-        for t in tasks:
-            t.result()
 
 
 async def grid_and_one(pacer: Pacer, clock: VirtualTime, b_user: str, a_user: str = "alice",

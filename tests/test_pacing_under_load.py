@@ -10,15 +10,14 @@ arithmetic (:class:`SlidingWindow`, as ``QuotaBook.try_consume``). One real test
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from bench.burst_load import burst, cpu_load, default_burners, floor_s, latency_alone, references
 from bench.common import emulator, quotas_for
+from conftest import VirtualTime
 from flux_ui.pacing import (
     Pacer,
     Quota,
@@ -31,37 +30,6 @@ from flux_ui.pacing import (
 from flux_ui.pacing_margin import AdaptiveMargin, SchedulingProbe
 
 PRO = Quota(2, 8.0)  # FLUX.2 [pro]'s default tier, 15 RPM
-
-
-class VirtualTime:
-    """A clock that moves only when every task waits on it, so concurrent sleeps end in order."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._timers, (self.now + max(0.0, seconds), next(self._order), future))
-        await future
-
-    async def run(self, *coros: Awaitable[object]) -> None:
-        tasks = [asyncio.ensure_future(c) for c in coros]
-        while not all(t.done() for t in tasks):
-            for _ in range(30):  # let every task that can run do so before time moves
-                await asyncio.sleep(0)
-            if self._timers:
-                when, _, future = heapq.heappop(self._timers)
-                self.now = max(self.now, when)
-                future.set_result(None)
-            elif not all(t.done() for t in tasks):
-                raise AssertionError("tasks wait on something other than virtual time")
-        for t in tasks:
-            t.result()
 
 
 class Stalls:
