@@ -26,6 +26,8 @@ from flux_ui.registry import MODELS, ModelSpec, Route
 from flux_ui.secrets import Secret
 from flux_ui.settings_safety import VARIABLES as SAFETY_VARIABLES
 from flux_ui.settings_safety import SafetySettings, load_safety
+from flux_ui.settings_shared import VARIABLES as SHARED_VARIABLES
+from flux_ui.settings_shared import SharedSettings, load_shared
 from flux_ui.settings_spend import VARIABLES as SPEND_VARIABLES
 from flux_ui.settings_spend import SpendSettings, load_spend
 from flux_ui.settings_users import VARIABLES as USER_VARIABLES
@@ -79,7 +81,7 @@ def variables() -> tuple[tuple[str, str, str, str], ...]:
             (f"{prefix}_RPM", "(no pacing)", "30", f"Requests per minute the {spec.display_name} endpoint can take."),
         ]
         at += 3
-    return (*rows, *SAFETY_VARIABLES, *USER_VARIABLES, *SPEND_VARIABLES)
+    return (*rows, *SAFETY_VARIABLES, *USER_VARIABLES, *SPEND_VARIABLES, *SHARED_VARIABLES)
 
 
 class SettingsError(FluxError):
@@ -117,6 +119,7 @@ class Settings:
     safety: SafetySettings = field(default_factory=SafetySettings)  # Content Safety checks (flux_ui/settings_safety.py)
     spend: SpendSettings = field(default_factory=SpendSettings)  # daily caps (flux_ui/settings_spend.py)
     users: UserSettings = field(default_factory=UserSettings)  # owners, the per-user queue cap (settings_users.py)
+    shared: SharedSettings = field(default_factory=SharedSettings)  # Redis, PostgreSQL, Blob (settings_shared.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deployments", MappingProxyType(dict(self.deployments)))
@@ -306,12 +309,13 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
     on_emulator = emulator == "on" or (emulator == "auto" and not configured)
     safety = load_safety(env, problems, uses_emulator=on_emulator, check_url=_check_url)
     spend = load_spend(env, problems)
+    shared = load_shared(env, problems)
 
     if on_emulator:
         if problems:
             raise SettingsError(problems)
         return Settings(mode="emulator", deployments={}, output_dir=output_dir, api_version=api_version,
-                        logins=logins, safety=safety, users=users, spend=spend)
+                        logins=logins, safety=safety, users=users, spend=spend, shared=shared)
     if not configured:
         raise SettingsError([f"FLUX_EMULATOR=off but neither AZURE_ENDPOINT nor {' nor '.join(endpoint_vars)} is "
                              "set; for example AZURE_ENDPOINT=https://my-resource.services.ai.azure.com"])
@@ -324,7 +328,7 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv_path: str | Path 
         raise SettingsError(problems)
     return Settings(mode="foundry", deployments=deployments, output_dir=output_dir, api_version=api_version,
                     image_api_path=image_api_path, endpoint=endpoint, logins=logins,
-                    safety=safety, users=users, spend=spend)  # type: ignore[arg-type]
+                    safety=safety, users=users, spend=spend, shared=shared)  # type: ignore[arg-type]
 
 
 def _foundry_deployments(env: Mapping[str, str], key_header: str,

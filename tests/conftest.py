@@ -26,7 +26,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,13 +36,14 @@ import httpx
 import pytest
 from PIL import Image
 
+from flux_ui.database import Database, open_database
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS, Mode
 from flux_ui.settings import Settings, load_settings
 
 #: app_fixtures' fixtures (app, runtime, browser, page) for every test module; as a plugin it loads
 #: after this module, so it can import from here.
-pytest_plugins = ["app_fixtures"]
+pytest_plugins = ["app_fixtures", "server_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 #: The example photos the app ships (licences in assets/README.md); tests use them as real photos.
@@ -83,6 +84,18 @@ def foundry_env(**overrides: str) -> dict[str, str]:
 @pytest.fixture
 def settings() -> Settings:
     return load_settings(foundry_env(), dotenv_path=None)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def history_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database | None]:
+    """Each backend History's database may have: None (SQLite in the outputs folder, as with no
+    FLUX_UI_DATABASE_URL), or PostgreSQL on a fresh schema, closed after the test."""
+    if request.param == "sqlite":
+        yield None
+        return
+    database = open_database(request.getfixturevalue("postgres_url"), tmp_path)
+    yield database
+    database.close()
 
 
 # --- images and time -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from flux_ui.emulator.config import EmulatorConfig, Fault
 from flux_ui.emulator.control import CONTROL_TOKEN_HEADER
 from flux_ui.emulator.runner import bind_socket, uvicorn_config
 from flux_ui.hosts import is_loopback
+from flux_ui.pacing import Quota
+from flux_ui.registry import MODELS
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -41,6 +44,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-retry-after", action="store_true", help="send 429s without Retry-After headers")
     parser.add_argument("--url-results", action="store_true", help="Image API answers carry url instead of b64_json")
     parser.add_argument("--no-quotas", action="store_true", help="do not enforce the deployments' quotas")
+    parser.add_argument("--quota", action="append", default=[], metavar="MODEL=N/Ss",
+                        help="enforce N requests per S seconds on MODEL's deployment (repeatable), e.g. "
+                             "FLUX.2-pro=6/2s; the others keep their default tier's quota")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     parser.add_argument("--control-token", nargs="?", const="", default=None, metavar="TOKEN",
                         help=f"require TOKEN in the {CONTROL_TOKEN_HEADER} header on the /_emulator/ control routes "
@@ -48,6 +54,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "printed as EMULATOR_CONTROL_TOKEN=. Without this option the control routes answer "
                              "any loopback caller, which on a shared machine means any local user")
     return parser.parse_args(argv)
+
+
+def parse_quotas(items: Sequence[str]) -> dict[str, Quota]:
+    """``MODEL=N/Ss`` items as quotas by model ID; ValueError naming the item and the form otherwise."""
+    quotas: dict[str, Quota] = {}
+    for item in items:
+        model, _, text = item.partition("=")
+        match = re.fullmatch(r"(\d+)/(\d+(?:\.\d+)?)s", text.strip())
+        if model.strip() not in MODELS or match is None or int(match[1]) < 1 or float(match[2]) <= 0:
+            raise ValueError(f"--quota {item!r} is not MODEL=N/Ss with MODEL one of {', '.join(MODELS)}; "
+                             "for example --quota FLUX.2-pro=6/2s")
+        quotas[model.strip()] = Quota(int(match[1]), float(match[2]))
+    return quotas
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -61,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         retry_after_header=not args.no_retry_after,
         image_api_result="url" if args.url_results else "b64_json",
         enforce_quotas=not args.no_quotas,
+        quotas=parse_quotas(args.quota),
         faults={"*": [Fault("latency", seconds=args.latency)]} if args.latency > 0 else {},
         control_token=args.control_token or "",
         open_controls=args.control_token is None,
@@ -84,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"refusing to listen on {args.host}: the emulator is for loopback use; "
               "add --allow-remote if you really mean it", file=sys.stderr)
         return 2
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     try:
         sock = bind_socket(config.host, config.port)
     except OSError as exc:
