@@ -21,6 +21,7 @@ from flux_ui.doctor.report import Section
 from flux_ui.secrets import remember
 from flux_ui.settings import APP_FOLDER, Settings, SettingsError, load_settings, variables
 from flux_ui.settings import _merged_env as merged_env  # the same precedence as load_settings
+from flux_ui.settings_shared import redact
 
 #: Credentials DefaultAzureCredential reads from the environment: only whether each is set is shown.
 ENTRA_VARIABLES = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
@@ -55,15 +56,28 @@ def environment() -> dict[str, str]:
             "gradio": _version("gradio"), "httpx": _version("httpx")}
 
 
+#: Variables whose value holds a secret in part (a URL's password, a connection string's key): shown redacted.
+REDACTED_VARIABLES = ("FLUX_UI_REDIS_URL", "FLUX_UI_DATABASE_URL", "AZURE_STORAGE_CONNECTION_STRING")
+
+
 def is_secret(name: str) -> bool:
     """Variables whose value is never shown: keys and the login passwords."""
     return name.endswith("_KEY") or name == "FLUX_UI_USERS"
 
 
+def shown(name: str, value: str) -> str:
+    """How the report names a set variable: its value, redacted, or only that it is set."""
+    if is_secret(name):
+        return f"{name} is set (its value is not shown)"
+    if name in REDACTED_VARIABLES:
+        return f"{name} is set: {redact(value)} (any password or key in it is not shown)"
+    return f"{name}={value}"
+
+
 def _remember_secrets(env: Mapping[str, str]) -> None:
     """Register every configured secret for redaction, also those load_settings refused before wrapping."""
     for name, value in env.items():
-        if is_secret(name) and value:
+        if (is_secret(name) or name in REDACTED_VARIABLES) and value:
             remember(value)
             if name == "FLUX_UI_USERS":
                 for pair in value.split(","):
@@ -94,7 +108,7 @@ def configuration(env: Mapping[str, str] | None, dotenv_path: str | Path | None,
         section.add("pass", f"the settings from {where} load without a problem (flux-ui would run on {mode})")
         _outputs_folder(settings.output_dir, section)
     for name in (n for n in names if merged.get(n)):
-        section.add("info", f"{name} is set (its value is not shown)" if is_secret(name) else f"{name}={merged[name]}")
+        section.add("info", shown(name, merged[name]))
     unset = [n for n in names if not merged.get(n)]
     section.add("info", "not set, so their defaults apply: " + (", ".join(unset) or "none"))
     if merged.get("AZURE_AUTH", "").lower() == "entra":

@@ -22,6 +22,7 @@ from flux_ui.doctor.generation import check_generation
 from flux_ui.doctor.probe import check_deployments
 from flux_ui.doctor.report import Report
 from flux_ui.doctor.safety import check_safety, section_for
+from flux_ui.doctor.shared import check_shared
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.pacing import Quota
 from flux_ui.registry import MODELS, Route
@@ -70,6 +71,9 @@ async def diagnose(options: Options, progress: Callable[[str], None] = _quiet) -
         await _service_checks(report, settings, options, progress)
         progress("checking Content Safety")
         await check_safety(section_for(report, settings), settings, options.timeout_s, options.credential)
+        progress("checking the shared services")
+        await check_shared(report.section("Shared services (replicas: docs/deploy.md)"), settings.shared,
+                           options.timeout_s)
     finally:
         if emulator is not None:
             emulator.stop()
