@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,10 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from flux_ui.database import DB_NAME, Connection, Database, Tables
 from flux_ui.errors import FluxError, SafetyBlockedError, SafetyUnavailableError, WithdrawnError
-from flux_ui.history import DB_NAME
 from flux_ui.secrets import redact
-from flux_ui.sqlite_file import SQLiteFile
 
 Outcome = Literal["pending", "image", "refused", "blocked", "error", "cancelled", "unknown"]
 OUTCOMES: tuple[Outcome, ...] = ("image", "refused", "blocked", "error", "cancelled", "unknown", "pending")
@@ -42,7 +40,7 @@ CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
     day TEXT NOT NULL,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     model TEXT NOT NULL,
     deployment TEXT NOT NULL,
     route TEXT NOT NULL,
@@ -55,13 +53,15 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS audit_day_user ON audit (day, user);
+CREATE INDEX IF NOT EXISTS audit_day_user ON audit (day, "user");
 """
 #: The CSV's columns, in order: the reported cost keeps the service's own figure and says its unit is unknown.
 CSV_COLUMNS = ("id", "time_utc", "user", "model", "deployment", "route", "tab", "outcome", "estimate_usd",
                "reported_cost_unit_undocumented", "charged_usd", "detail", "prompt")
-_SELECT = ("SELECT id, at, user, model, deployment, route, tab, outcome, estimate_usd, reported, "
+_SELECT = ('SELECT id, at, "user", model, deployment, route, tab, outcome, estimate_usd, reported, '
            "COALESCE(charged_usd, held_usd), detail, prompt FROM audit")
+#: How many rows of each (day, user, model) count as sent (or in flight), as images, as refused.
+_COUNT = "SUM(CASE WHEN {} THEN 1 ELSE 0 END)"
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,15 @@ def day_of(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
 
 
-def recover(db: sqlite3.Connection, at: float) -> int:
-    """Start-up: requests left ``pending`` by a flux-ui that stopped are ``unknown``, counted at their estimate."""
-    return db.execute("UPDATE audit SET outcome = 'unknown', charged_usd = held_usd, detail = ? WHERE outcome = "
-                      "'pending'", (f"flux-ui stopped before the answer (noted at {day_of(at)} start-up); "
-                                    "counted at its estimate, as it may have been billed.",)).rowcount
+def recover(db: Connection, at: float, before: float | None = None) -> int:
+    """Start-up: requests left ``pending`` by a flux-ui that stopped are ``unknown``, counted at their estimate
+    (only those admitted ``before`` then, on a database other replicas share: theirs may be in flight)."""
+    detail = (f"flux-ui stopped before the answer (noted at {day_of(at)} start-up); counted at its estimate, as "
+              "it may have been billed.")
+    query = "UPDATE audit SET outcome = 'unknown', charged_usd = held_usd, detail = ? WHERE outcome = 'pending'"
+    if before is None:
+        return db.execute(query, (detail,)).rowcount
+    return db.execute(f"{query} AND at < ?", (detail, before)).rowcount
 
 
 def _safe_cell(value: object) -> object:
@@ -151,18 +155,18 @@ class UsageRow:
     usd: float
 
 
-class AuditLog(SQLiteFile):
-    """The trail of one outputs folder (its ``history.sqlite3``), for reading and export; thread-safe.
-    :class:`flux_ui.spend.Ledger` writes it."""
+class AuditLog(Tables):
+    """The trail in History's database (``database``, or the outputs folder's ``history.sqlite3``), for
+    reading and export; thread-safe. :class:`flux_ui.spend.Ledger` writes it."""
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__(Path(folder) / DB_NAME, SCHEMA)
+    def __init__(self, folder: Path, database: Database | None = None) -> None:
+        super().__init__(folder, SCHEMA, database, DB_NAME)
 
     def rows(self, user: str | None = None, since: float | None = None, limit: int | None = None) -> list[AuditRow]:
         """Newest first: every user's (``user`` None) or one user's, from ``since`` (a Unix time) on."""
         where, args = [], []
         if user is not None:
-            where.append("user = ?")
+            where.append('"user" = ?')
             args.append(user)
         if since is not None:
             where.append("at >= ?")
@@ -170,17 +174,18 @@ class AuditLog(SQLiteFile):
         query = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
-        with self._connect() as db:
+        with self.database.connect() as db:
             return [AuditRow(*row) for row in db.execute(query, args).fetchall()]
 
     def usage(self, since_day: str, user: str | None = None) -> list[UsageRow]:
         """Each (day, user, model) from ``since_day`` (a UTC date) on, newest day first; one user's, or all."""
-        query = ("SELECT day, user, model, SUM(outcome NOT IN ('refused', 'cancelled')), SUM(outcome = 'image'), "
-                 "SUM(outcome = 'refused'), SUM(COALESCE(charged_usd, held_usd)) FROM audit WHERE day >= ?"
-                 + (" AND user = ?" if user is not None else "")
-                 + " GROUP BY day, user, model ORDER BY day DESC, user, model")
+        counts = ", ".join(_COUNT.format(c) for c in ("outcome NOT IN ('refused', 'cancelled')", "outcome = 'image'",
+                                                        "outcome = 'refused'"))
+        query = (f'SELECT day, "user", model, {counts}, SUM(COALESCE(charged_usd, held_usd)) FROM audit WHERE day >= ?'
+                 + (' AND "user" = ?' if user is not None else "")
+                 + ' GROUP BY day, "user", model ORDER BY day DESC, "user", model')
         args = (since_day,) if user is None else (since_day, user)
-        with self._connect() as db:
+        with self.database.connect() as db:
             return [UsageRow(day, who, model, int(sent), int(images), int(refused), float(usd or 0.0))
                     for day, who, model, sent, images, refused, usd in db.execute(query, args).fetchall()]
 

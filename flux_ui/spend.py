@@ -1,10 +1,11 @@
 """Spend caps: what a request (or a whole grid, comparison or run of variations) will cost, held against
 the day's caps before anything is sent, and settled by what it really cost once its answer comes.
 
-The figures live in History's database, as the audit trail's rows (:mod:`flux_ui.audit`): a day's spend
-is the sum of its rows (each one's charge, or the estimate it holds while in flight) and of the
-allowances runs hold for requests not started yet. So a restart keeps the day's spend, and concurrent
-requests cannot pass a cap together: each admission checks and holds in one write transaction.
+The figures live in History's database (SQLite in the outputs folder, or PostgreSQL shared by replicas),
+as the audit trail's rows (:mod:`flux_ui.audit`): a day's spend is the sum of its rows (each one's
+charge, or the estimate it holds while in flight) and of the allowances runs hold for requests not
+started yet. So a restart keeps the day's spend, and concurrent requests cannot pass a cap together,
+from one process or several: each admission checks and holds in one serialized write transaction.
 
 How a cost is counted (all in US dollars, per UTC day, on the day the request or its run was admitted):
 
@@ -29,22 +30,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from flux_ui.audit import MAX_DETAIL_CHARS, MAX_PROMPT_CHARS, SCHEMA, Outcome, clean, day_of, outcome_of, recover
+from flux_ui.database import DB_NAME, Connection, Database, Tables, insert_id
 from flux_ui.errors import FluxError, ValidationError, with_billing
 from flux_ui.grid.estimate import Estimate, format_duration
-from flux_ui.history import DB_NAME
 from flux_ui.registry import MODELS, ModelSpec
 from flux_ui.settings_spend import SpendSettings
-from flux_ui.sqlite_file import SQLiteFile
 
 if TYPE_CHECKING:
     from flux_ui.client import GenerationRequest
@@ -57,13 +56,17 @@ RUNS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend_runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     day TEXT NOT NULL,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     usd REAL NOT NULL,
     at REAL NOT NULL
 );
 """
 _USED = ("SELECT (SELECT COALESCE(SUM(COALESCE(charged_usd, held_usd)), 0) FROM audit WHERE day = ?{user})"
          " + (SELECT COALESCE(SUM(usd), 0) FROM spend_runs WHERE day = ?{user})")
+#: On a database shared by replicas, what a start settles is only what is older than this: a request
+#: or a run another replica has in flight is not its to settle. (A run's hold counts on its own UTC day
+#: only, so one a dead replica left over-holds until midnight at most.)
+SHARED_STALE_S = 6 * 3600.0
 
 
 class BudgetError(ValidationError):
@@ -150,40 +153,43 @@ class Left:
     resets: str
 
 
-class Ledger(SQLiteFile):
-    """The day's spend in one outputs folder (its ``history.sqlite3``): holds, charges, caps; thread-safe.
+class Ledger(Tables):
+    """The day's spend in History's database (``database``, or the outputs folder's ``history.sqlite3``):
+    holds, charges, caps; thread-safe, and one across replicas sharing a database.
 
     ``clock`` (Unix seconds) decides the UTC day; tests give a fake one. At start-up, what an earlier
-    flux-ui left in flight is settled: its requests at their estimate, its runs' allowances released.
+    flux-ui left in flight is settled: its requests at their estimate, its runs' allowances released
+    (on a shared database only those older than :data:`SHARED_STALE_S`).
     """
 
-    def __init__(self, folder: Path, settings: SpendSettings, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(Path(folder) / DB_NAME, SCHEMA + RUNS_SCHEMA)
+    def __init__(self, folder: Path, settings: SpendSettings, clock: Callable[[], float] = time.time, *,
+                 database: Database | None = None) -> None:
+        super().__init__(folder, SCHEMA + RUNS_SCHEMA, database, DB_NAME)
         self.settings, self.clock = settings, clock
+        now = clock()
+        before = now - SHARED_STALE_S if self.database.shared else None
         with self._write() as db:
-            recover(db, clock())
-            db.execute("DELETE FROM spend_runs")
+            recover(db, now, before)
+            if before is None:
+                db.execute("DELETE FROM spend_runs")
+            else:
+                db.execute("DELETE FROM spend_runs WHERE at < ?", (before,))
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken before reading (BEGIN IMMEDIATE), so a check and its hold are one."""
-        with self._connect() as db:
-            db.isolation_level = None
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _write(self) -> contextlib.AbstractContextManager[Connection]:
+        """One write transaction, serialized before its first read (:meth:`Database.write`), so a check and
+        its hold are one, across threads and replicas."""
+        return self.database.write()
+
+    def _connect(self) -> contextlib.AbstractContextManager[Connection]:
+        return self.database.connect()
 
     # --- what is spent and left ------------------------------------------------------------------
 
     @staticmethod
-    def _used(db: sqlite3.Connection, day: str, user: str | None = None) -> float:
+    def _used(db: Connection, day: str, user: str | None = None) -> float:
         if user is None:
             return float(db.execute(_USED.format(user=""), (day, day)).fetchone()[0])
-        return float(db.execute(_USED.format(user=" AND user = ?"), (day, user, day, user)).fetchone()[0])
+        return float(db.execute(_USED.format(user=' AND "user" = ?'), (day, user, day, user)).fetchone()[0])
 
     def spent(self, user: str | None = None, day: str | None = None) -> float:
         """Today's (or ``day``'s) spend, held amounts included: one user's, or everyone's."""
@@ -199,7 +205,7 @@ class Ledger(SQLiteFile):
             return Left(None if mine is None else max(0.0, mine - self._used(db, day, user)),
                         None if every is None else max(0.0, every - self._used(db, day)), resets_text(now))
 
-    def _problem(self, db: sqlite3.Connection, day: str, user: str, usd: float, what: str) -> str | None:
+    def _problem(self, db: Connection, day: str, user: str, usd: float, what: str) -> str | None:
         """Why ``usd`` more for ``user`` would pass a cap today (the user's first), or None."""
         caps = ((self.settings.user_daily_usd, user, "your daily budget"),
                 (self.settings.daily_usd, None, "this flux-ui's daily budget, shared by everyone,"))
@@ -214,15 +220,14 @@ class Ledger(SQLiteFile):
 
     # --- admitting, settling -----------------------------------------------------------------------
 
-    def _row(self, db: sqlite3.Connection, ask: Ask, day: str, outcome: Outcome, held: float,
+    def _row(self, db: Connection, ask: Ask, day: str, outcome: Outcome, held: float,
              detail: str = "", charged: float | None = None) -> int:
-        cursor = db.execute(
-            "INSERT INTO audit (at, day, user, model, deployment, route, tab, prompt, estimate_usd, held_usd, "
+        return insert_id(
+            db, 'INSERT INTO audit (at, day, "user", model, deployment, route, tab, prompt, estimate_usd, held_usd, '
             "charged_usd, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.clock(), day, clean(ask.user, 200), clean(ask.model, 200), clean(ask.deployment, 200), ask.route,
              ask.tab, clean(ask.prompt, MAX_PROMPT_CHARS), ask.usd, held, charged, outcome,
              clean(detail, MAX_DETAIL_CHARS)))
-        return int(cursor.lastrowid or 0)
 
     def refuse(self, ask: Ask, outcome: Outcome, detail: str) -> None:
         """Record a request refused before it was admitted (a bad value): nothing held, nothing charged."""
@@ -248,7 +253,8 @@ class Ledger(SQLiteFile):
                 problem = self._problem(db, day, ask.user, ask.usd - drawn, what)
             if problem is None:
                 if run is not None and drawn:
-                    db.execute("UPDATE spend_runs SET usd = MAX(usd - ?, 0) WHERE id = ?", (drawn, run.id))
+                    db.execute("UPDATE spend_runs SET usd = CASE WHEN usd > ? THEN usd - ? ELSE 0 END WHERE id = ?",
+                               (drawn, drawn, run.id))
                 note = "" if ask.usd is not None else "No list price and no FLUX_UI_UNPRICED_USD: counted at $0."
                 return self._row(db, ask, day, "pending", ask.usd or 0.0, note)
             if run is not None:
@@ -289,9 +295,9 @@ class Ledger(SQLiteFile):
             if problem is None:
                 if usd <= EPSILON_USD or not hold:
                     return Allowance(None, user, day, 0.0)
-                cursor = db.execute("INSERT INTO spend_runs (day, user, usd, at) VALUES (?, ?, ?, ?)",
-                                    (day, user, usd, now))
-                return Allowance(int(cursor.lastrowid or 0), user, day, usd)
+                run_id = insert_id(db, 'INSERT INTO spend_runs (day, "user", usd, at) VALUES (?, ?, ?, ?)',
+                                   (day, user, usd, now))
+                return Allowance(run_id, user, day, usd)
             error = BudgetError(problem)
             for ask in asks:
                 self._row(db, ask, day, "refused", 0.0, str(error), 0.0)

@@ -3,6 +3,11 @@
 A style is a name, a prompt template holding ``{prompt}`` and parameters; applying one wraps the
 person's prompt and fills the parameters the chosen model takes (the rest are left out, and said).
 Styles travel as JSON (export, import). Recent prompts are remembered per tab, newest first.
+
+Names compare without regard to case on both engines: SQLite's ``NOCASE``, and on PostgreSQL a
+collation of that name (case-insensitive ICU) that :meth:`flux_ui.database.Database.schema` makes. A
+recent prompt may be far longer than a PostgreSQL index entry takes, so that table has no key there:
+a prompt is remembered again by deleting its old row and adding a new one, on both.
 """
 
 from __future__ import annotations
@@ -15,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from flux_ui.client import check_text_size
+from flux_ui.database import DB_NAME, Database, Tables
 from flux_ui.errors import ValidationError
-from flux_ui.history import DB_NAME
 from flux_ui.registry import MODELS
-from flux_ui.sqlite_file import SQLiteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS styles (
@@ -30,10 +34,15 @@ CREATE TABLE IF NOT EXISTS styles (
 CREATE TABLE IF NOT EXISTS recent_prompts (
     tab TEXT NOT NULL,
     prompt TEXT NOT NULL,
-    used REAL NOT NULL,
-    PRIMARY KEY (tab, prompt)
+    used REAL NOT NULL{key}
 );
+CREATE INDEX IF NOT EXISTS recent_prompts_used ON recent_prompts (tab, used);
 """
+#: recent_prompts' key: on SQLite as it has always been; on PostgreSQL (a btree entry holds ~2.7 kB) none.
+_RECENT_KEY = {"sqlite": ",\n    PRIMARY KEY (tab, prompt)", "postgres": ""}
+_UPSERT = ("INSERT INTO styles (name, template, params, updated) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
+           "SET name = excluded.name, template = excluded.template, params = excluded.params, "
+           "updated = excluded.updated")
 PLACEHOLDER = "{prompt}"
 MAX_NAME_CHARS = 60
 MAX_STYLES = 500
@@ -85,34 +94,35 @@ def check_style(name: Any, template: Any, params: Any) -> Style:
     return Style(name, template, dict(params))
 
 
-class Library(SQLiteFile):
-    """The styles and recent prompts of one outputs folder (its ``history.sqlite3``); thread-safe."""
+class Library(Tables):
+    """The styles and recent prompts in History's database (``database``, or the outputs folder's
+    ``history.sqlite3``); thread-safe."""
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__(Path(folder) / DB_NAME, SCHEMA)
+    def __init__(self, folder: Path, database: Database | None = None) -> None:
+        dialect = "sqlite" if database is None else database.dialect
+        super().__init__(folder, SCHEMA.format(key=_RECENT_KEY[dialect]), database, DB_NAME)
 
     # --- styles ---------------------------------------------------------------------------------
 
     def save(self, style: Style) -> None:
         """Add a style, or replace the one of that name (names are case-insensitive)."""
-        with self._connect() as db, db:
+        with self.database.write() as db:
             count = db.execute("SELECT COUNT(*) FROM styles WHERE name != ?", (style.name,)).fetchone()[0]
             if count >= MAX_STYLES:
                 raise ValidationError(f"The library already holds {MAX_STYLES} styles; delete some first.")
-            db.execute("INSERT OR REPLACE INTO styles VALUES (?, ?, ?, ?)",
-                       (style.name, style.template, json.dumps(dict(style.params)), time.time()))
+            db.execute(_UPSERT, (style.name, style.template, json.dumps(dict(style.params)), time.time()))
 
     def delete(self, name: str) -> bool:
-        with self._connect() as db, db:
+        with self.database.write() as db:
             return db.execute("DELETE FROM styles WHERE name = ?", (name,)).rowcount > 0
 
     def get(self, name: str) -> Style | None:
-        with self._connect() as db:
+        with self.database.connect() as db:
             row = db.execute("SELECT name, template, params FROM styles WHERE name = ?", (name,)).fetchone()
         return Style(row[0], row[1], json.loads(row[2])) if row else None
 
     def styles(self) -> list[Style]:
-        with self._connect() as db:
+        with self.database.connect() as db:
             rows = db.execute("SELECT name, template, params FROM styles ORDER BY name COLLATE NOCASE").fetchall()
         return [Style(name, template, json.loads(params)) for name, template, params in rows]
 
@@ -132,9 +142,8 @@ class Library(SQLiteFile):
             raise ValidationError(f'The file is not a flux-ui styles export: it needs "kind": "{EXPORT_KIND}" and '
                                   'a "styles" list of {"name", "template", "params"}.')
         styles = [_imported(item, i) for i, item in enumerate(doc["styles"], start=1)]
-        with self._connect() as db, db:
-            db.executemany("INSERT OR REPLACE INTO styles VALUES (?, ?, ?, ?)",
-                           [(s.name, s.template, json.dumps(dict(s.params)), time.time()) for s in styles])
+        with self.database.write() as db:
+            db.executemany(_UPSERT, [(s.name, s.template, json.dumps(dict(s.params)), time.time()) for s in styles])
         return [s.name for s in styles]
 
     # --- recent prompts -------------------------------------------------------------------------
@@ -143,13 +152,14 @@ class Library(SQLiteFile):
         """Note a prompt a tab sent (the newest first; the oldest beyond RECENT_KEPT forgotten)."""
         if not prompt.strip():
             return
-        with self._connect() as db, db:
-            db.execute("INSERT OR REPLACE INTO recent_prompts VALUES (?, ?, ?)", (tab, prompt, time.time()))
+        with self.database.write() as db:
+            db.execute("DELETE FROM recent_prompts WHERE tab = ? AND prompt = ?", (tab, prompt))
+            db.execute("INSERT INTO recent_prompts (tab, prompt, used) VALUES (?, ?, ?)", (tab, prompt, time.time()))
             db.execute("DELETE FROM recent_prompts WHERE tab = ? AND prompt NOT IN (SELECT prompt FROM "
                        "recent_prompts WHERE tab = ? ORDER BY used DESC LIMIT ?)", (tab, tab, RECENT_KEPT))
 
     def recent(self, tab: str) -> list[str]:
-        with self._connect() as db:
+        with self.database.connect() as db:
             rows = db.execute("SELECT prompt FROM recent_prompts WHERE tab = ? ORDER BY used DESC", (tab,)).fetchall()
         return [row[0] for row in rows]
 

@@ -131,6 +131,21 @@ class PostgresServer(Server):
         return [*self._as_owner(), self.postgres, "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder),
                 "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"]
 
+    def start(self) -> None:
+        """Started, and taking connections (its port opens while it still says "starting up")."""
+        import psycopg
+
+        super().start()
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or self.process is None or self.process.poll() is not None:
+                    raise
+                time.sleep(0.02)
+
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"

@@ -9,12 +9,14 @@ import csv
 import io
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from conftest import FAST
+from conftest import FAST, FakeClock
 from flux_ui.audit import CSV_COLUMNS, AuditLog, csv_text
+from flux_ui.database import Database
 from flux_ui.emulator import EmulatorConfig, Fault
 from flux_ui.errors import BadRequestError, SafetyBlockedError, ValidationError
 from flux_ui.history import DB_NAME
@@ -22,7 +24,7 @@ from flux_ui.identity import User, acting_as
 from flux_ui.pacing import Quota
 from flux_ui.runtime import Runtime, start_runtime
 from flux_ui.settings import load_settings
-from flux_ui.spend import Ask, BudgetError, Ledger
+from flux_ui.spend import SHARED_STALE_S, Ask, BudgetError, Ledger
 from flux_ui.ui import handlers
 from flux_ui.ui.usage_tab import view
 
@@ -93,15 +95,20 @@ async def test_every_outcome_has_its_row(audited: Runtime) -> None:
     assert all(r.time_utc[:2] == "20" for r in rows.values())
 
 
-def test_a_request_in_flight_when_flux_ui_stopped_is_unknown_and_counted(tmp_path: Path) -> None:
+def test_a_request_in_flight_when_flux_ui_stopped_is_unknown_and_counted(tmp_path: Path,
+                                                                         history_db: Database | None) -> None:
     settings = load_settings({"FLUX_OUTPUT_DIR": str(tmp_path), "FLUX_UI_USER_DAILY_BUDGET_USD": "1"},
                              dotenv_path=None)
-    ledger = Ledger(tmp_path, settings.spend)
+    clock = FakeClock(datetime(2026, 5, 1, 1, 0, tzinfo=UTC).timestamp())
+    ledger = Ledger(tmp_path, settings.spend, clock, database=history_db)
     ledger.admit(Ask("alice", PRO11, PRO11, "bfl", "text-to-image", "a cat", 0.04))  # never settled: a crash
-    again = Ledger(tmp_path, settings.spend)  # the next start
-    (row,) = AuditLog(tmp_path).rows()
+    clock.now += SHARED_STALE_S + 1  # on a shared database, only what no replica can still have in flight
+    again = Ledger(tmp_path, settings.spend, clock, database=history_db)  # the next start
+    (row,) = AuditLog(tmp_path, history_db).rows()
     assert row.outcome == "unknown" and row.charged_usd == pytest.approx(0.04) and "stopped" in row.detail
     assert again.spent("alice") == pytest.approx(0.04)
+    (use,) = AuditLog(tmp_path, history_db).usage("2026-05-01")
+    assert (use.user, use.requests, use.images, use.refused, use.usd) == ("alice", 1, 0, 0, pytest.approx(0.04))
 
 
 async def test_the_csv_has_every_column_and_no_formula(audited: Runtime, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Saved styles and recent prompts: checked as given, applied per model, kept beside History, moved as JSON."""
+"""Saved styles and recent prompts: checked as given, applied per model, kept beside History, moved as JSON
+(the library's own tests on SQLite and on PostgreSQL: ``history_db``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flux_ui.database import Database
 from flux_ui.errors import ValidationError
 from flux_ui.history import DB_NAME, History
 from flux_ui.runtime import Runtime
@@ -41,27 +43,33 @@ def test_a_bad_style_is_refused_with_its_fix(name: str, template: str, params: o
     assert said in str(caught.value)
 
 
-def test_styles_live_in_the_history_database(tmp_path: Path) -> None:
-    History(tmp_path).close()
-    library = Library(tmp_path)
+def test_styles_live_in_the_history_database(tmp_path: Path, history_db: Database | None) -> None:
+    History(tmp_path, history_db).close()
+    library = Library(tmp_path, history_db)
     library.save(check_style("  Film   noir ", NOIR.template, NOIR.params))
     library.save(Style("Bright", "{prompt}, high key", {}))
     assert [s.name for s in library.styles()] == ["Bright", "Film noir"]
     assert library.get("film NOIR") == Style("Film noir", NOIR.template, dict(NOIR.params))  # any case
     library.save(Style("FILM NOIR", "{prompt}, noir", {}))  # the same name replaces
     assert [s.template for s in library.styles()] == ["{prompt}, high key", "{prompt}, noir"]
-    tables = sqlite3.connect(tmp_path / DB_NAME).execute("SELECT name FROM sqlite_master WHERE type='table'")
+    if history_db is None:
+        tables = sqlite3.connect(tmp_path / DB_NAME).execute("SELECT name FROM sqlite_master WHERE type='table'")
+    else:
+        with history_db.connect() as db:
+            tables = db.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                                "current_schema()").fetchall()
     assert {"images", "styles", "recent_prompts"} <= {row[0] for row in tables}
     assert library.delete("bright") and not library.delete("bright")
 
 
-def test_export_then_import_round_trips_and_a_bad_file_changes_nothing(tmp_path: Path) -> None:
-    source = Library(tmp_path / "a")
+def test_export_then_import_round_trips_and_a_bad_file_changes_nothing(tmp_path: Path,
+                                                                      history_db: Database | None) -> None:
+    source = Library(tmp_path / "a")  # SQLite, exported; imported into either
     source.save(NOIR)
     source.save(Style("Watercolour ✿", "soft watercolour of {prompt}", {"steps": 30}))
     exported = source.export_json()
     assert json.loads(exported)["kind"] == EXPORT_KIND
-    target = Library(tmp_path / "b")
+    target = Library(tmp_path / "b", history_db)
     assert sorted(target.import_json(exported)) == ["Film noir", "Watercolour ✿"]
     assert target.styles() == source.styles()
     broken = json.loads(exported)
@@ -75,8 +83,8 @@ def test_export_then_import_round_trips_and_a_bad_file_changes_nothing(tmp_path:
         target.import_json(json.dumps({"styles": []}))
 
 
-def test_recent_prompts_are_per_tab_newest_first_and_bounded(tmp_path: Path) -> None:
-    library = Library(tmp_path)
+def test_recent_prompts_are_per_tab_newest_first_and_bounded(tmp_path: Path, history_db: Database | None) -> None:
+    library = Library(tmp_path, history_db)
     for i in range(RECENT_KEPT + 5):
         library.remember("text-to-image", f"prompt {i}")
     library.remember("edit", "only in edit")

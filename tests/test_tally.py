@@ -1,4 +1,5 @@
-"""The blind-vote tally: counts, win rates, refusals, restarts and concurrent votes."""
+"""The blind-vote tally: counts, win rates, refusals, restarts and concurrent votes (each counting test on
+SQLite and on PostgreSQL: ``history_db``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from flux_ui.database import Database
 from flux_ui.tally import DB_NAME, Standing, Tally
 
 
-def test_a_vote_counts_one_win_and_one_appearance_each(tmp_path: Path) -> None:
-    tally = Tally(tmp_path)
+def test_a_vote_counts_one_win_and_one_appearance_each(tmp_path: Path, history_db: Database | None) -> None:
+    tally = Tally(tmp_path, history_db)
     tally.record("FLUX.2-pro", ["FLUX.2-pro", "FLUX-1.1-pro", "FLUX.2-flex"])
     tally.record("FLUX-1.1-pro", ["FLUX.2-pro", "FLUX-1.1-pro"])
     by_model = {s.model: s for s in tally.standings()}
@@ -22,8 +24,8 @@ def test_a_vote_counts_one_win_and_one_appearance_each(tmp_path: Path) -> None:
     assert by_model["FLUX.2-flex"].win_rate == 0.0 and by_model["FLUX.2-pro"].win_rate == 0.5
 
 
-def test_standings_are_ordered_by_win_rate_then_wins(tmp_path: Path) -> None:
-    tally = Tally(tmp_path)
+def test_standings_are_ordered_by_win_rate_then_wins(tmp_path: Path, history_db: Database | None) -> None:
+    tally = Tally(tmp_path, history_db)
     tally.record("b", ["a", "b"])
     tally.record("b", ["b", "c"])
     tally.record("c", ["a", "c"])
@@ -52,8 +54,8 @@ def test_the_tally_survives_a_restart_in_its_file(tmp_path: Path) -> None:
     assert rows.fetchall() == [("a", 1, 1), ("b", 0, 1)]
 
 
-def test_concurrent_votes_from_two_instances_lose_nothing(tmp_path: Path) -> None:
-    first, second = Tally(tmp_path), Tally(tmp_path)  # two sessions, or two app processes
+def test_concurrent_votes_from_two_instances_lose_nothing(tmp_path: Path, history_db: Database | None) -> None:
+    first, second = Tally(tmp_path, history_db), Tally(tmp_path, history_db)  # two sessions, or two app processes
 
     def votes(tally: Tally, winner: str) -> None:
         for _ in range(25):

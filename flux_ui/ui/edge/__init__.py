@@ -79,10 +79,10 @@ class Edge:
     """ASGI middleware, given to Gradio's FastAPI app through ``app_kwargs``: see the module docstring."""
 
     def __init__(self, app: ASGIApp, guard: Any, on_space: bool, outputs: Path, login: bool,
-                 uploads: UploadLimits, streams: StreamLimits) -> None:
+                 uploads: UploadLimits, streams: StreamLimits, database: Any = None) -> None:
         self.app, self.guard, self.on_space, self.login = app, guard, on_space, login
         self.headers = SPACE_FRAMING if on_space else NO_FRAMING
-        self.files = FileGate(outputs)
+        self.files = FileGate(outputs, database)  # database: History's when shared (PostgreSQL)
         self.flood = FloodLog(streams.log_every_s)
         self.uploads, self.streams = UploadLedger(uploads), Streams(streams, self.flood)
 
@@ -215,10 +215,11 @@ async def sweeping(app: Any, age_s: float, every_s: float) -> AsyncIterator[None
             await task
 
 
-def edge_app_kwargs(outputs: Path, guard: Any, on_space: bool) -> dict[str, Any]:
+def edge_app_kwargs(outputs: Path, guard: Any, on_space: bool, database: Any = None) -> dict[str, Any]:
     """Gradio's ``app_kwargs``: the edge middleware with the limits as they are now, and the
-    lifespan that sweeps the upload folder (Gradio runs it beside its own)."""
+    lifespan that sweeps the upload folder (Gradio runs it beside its own). ``database``: History's,
+    when shared (PostgreSQL), so the file gate asks it which files flux-ui wrote."""
     age_s, every_s = UPLOAD_TTL_S, SWEEP_EVERY_S
     middleware = Middleware(Edge, guard=guard, on_space=on_space, outputs=outputs,  # type: ignore[arg-type]
-                            login=guard is not None, uploads=UPLOAD_LIMITS, streams=STREAM_LIMITS)
+                            login=guard is not None, uploads=UPLOAD_LIMITS, streams=STREAM_LIMITS, database=database)
     return {"middleware": [middleware], "lifespan": lambda app: sweeping(app, age_s, every_s)}

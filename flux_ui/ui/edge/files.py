@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gradio.utils import get_upload_folder
 
+from flux_ui.database import Database
 from flux_ui.history import knows_file
 from flux_ui.ui.edge.bounds import URL_LIKE, inside
 
@@ -22,15 +23,18 @@ class WrittenFiles:
     """The files flux-ui wrote into one outputs folder: the only ones the file route serves there.
 
     History's images are known from its index (asked read-only, so another flux-ui's images in the
-    same folder count too). Whatever else flux-ui comes to write there (contact sheets, exports)
-    joins with ``add`` per file, or ``add_source`` for a kind with an index of its own.
+    same folder count too; with a shared ``database``, the replicas' index). Whatever else flux-ui
+    comes to write there (contact sheets, exports) joins with ``add`` per file, or ``add_source`` for
+    a kind with an index of its own.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, database: Database | None = None) -> None:
         self.folder = Path(folder).resolve()
+        self.database = database
         self._lock = threading.Lock()
         self._files: set[Path] = set()
-        self._sources: list[Callable[[Path], bool]] = [lambda relative: knows_file(self.folder, str(relative))]
+        self._sources: list[Callable[[Path], bool]] = [
+            lambda relative: knows_file(self.folder, relative.as_posix(), self.database)]
 
     def add(self, path: Path) -> None:
         with self._lock:
@@ -59,18 +63,22 @@ _REGISTRIES: dict[Path, WrittenFiles] = {}
 _REGISTRIES_LOCK = threading.Lock()
 
 
-def written_files(folder: Path) -> WrittenFiles:
-    """The one registry of an outputs folder, shared by the file gate and whatever writes there."""
+def written_files(folder: Path, database: Database | None = None) -> WrittenFiles:
+    """The one registry of an outputs folder, shared by the file gate and whatever writes there;
+    ``database``: History's, when it is not the folder's SQLite file (PostgreSQL shared by replicas)."""
     with _REGISTRIES_LOCK:
-        return _REGISTRIES.setdefault(Path(folder).resolve(), WrittenFiles(folder))
+        registry = _REGISTRIES.setdefault(Path(folder).resolve(), WrittenFiles(folder))
+        if database is not None:
+            registry.database = database
+        return registry
 
 
 class FileGate:
     """The file route, asked before Gradio: a path that reaches into the outputs folder, as spelled
     or once symlinks are resolved, is served only if flux-ui wrote it; other paths are Gradio's."""
 
-    def __init__(self, outputs: Path) -> None:
-        self.written = written_files(outputs)
+    def __init__(self, outputs: Path, database: Database | None = None) -> None:
+        self.written = written_files(outputs, database)
         self.folders = (Path(os.path.abspath(outputs)), self.written.folder)
 
     def refuses(self, target: str) -> bool:
