@@ -1,6 +1,7 @@
 """Every generated image, on disk and indexed, before anyone sees it; and the images it was made from.
 
-Files are written whole (temporary name, fsync, rename) and only then indexed in SQLite,
+Files are written whole (temporary name, fsync, rename) and only then indexed (SQLite in the folder,
+or PostgreSQL shared by replicas: :mod:`flux_ui.database`),
 so a crash can leave an unlisted temporary file but never a listed partial one. The
 parameters travel inside each file too (PNG text chunks, JPEG EXIF/XMP), so an image
 dropped back into flux-ui restores its settings even without the database, and an image
@@ -17,8 +18,6 @@ import contextlib
 import json
 import logging
 import shutil
-import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from flux_ui import durable, history_inputs, history_recovery
+from flux_ui.blob_store import FileStore
 from flux_ui.client import GenerationResult
+from flux_ui.database import ERRORS, Connection, Database, open_database
 from flux_ui.errors import FluxError, NoRoomError, NotSavedError
-from flux_ui.history_index import DB_NAME, SCHEMA, Filters, columns, knows_file
+from flux_ui.history_index import DB_NAME, SCHEMA, Filters, columns, knows_file, put
 from flux_ui.history_names import entry_id, saved_name
 from flux_ui.history_recovery import STALE_TEMP_S
 from flux_ui.images import embed_metadata
@@ -103,44 +104,33 @@ def settings_of(result: GenerationResult, tab: str, extra: Mapping[str, Any] | N
 class History:
     """The outputs folder and its index; safe to share between threads."""
 
-    def __init__(self, folder: Path) -> None:
-        """Open (making it if need be) the folder and its index; OutputsFolderError if it cannot be written."""
+    def __init__(self, folder: Path, database: Database | None = None, files: FileStore | None = None) -> None:
+        """Open (making it if need be) the folder and its index; OutputsFolderError if it cannot be written.
+        ``database``: where the index lives (None: ``history.sqlite3`` in the folder, closed with History;
+        one given is its opener's to close). ``files``: where the files live for good (None: this folder;
+        a BlobStore makes the folder its cache)."""
         self.folder = Path(folder)
-        self._lock = threading.Lock()
+        self.files = files if files is not None else FileStore(self.folder)
+        self._owns_database = database is None
         try:
-            self._db = self._open()
-        except (OSError, sqlite3.Error) as err:
-            raise OutputsFolderError(self.folder, err) from None
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.database = database if database is not None else open_database(None, self.folder)
+            self.database.schema(SCHEMA + history_inputs.SCHEMA)
+        except (OSError, *ERRORS) as err:
+            if database is None or isinstance(err, OSError):  # the folder, or the SQLite file in it
+                raise OutputsFolderError(self.folder, err) from None
+            raise  # a shared database: its own error names it (DatabaseUnavailable, psycopg's)
         history_recovery.recover(self)
 
-    def _open(self) -> sqlite3.Connection:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(SCHEMA + history_inputs.SCHEMA)
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
-
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (another flux-ui on the folder waits, and is waited for)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> Iterator[Connection]:
+        """One write transaction, taken at once (another flux-ui on the database waits, and is waited for)."""
+        with self.database.write() as db:
+            yield db
 
     def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(query, args).fetchall()
+        with self.database.connect() as db:
+            return list(db.execute(query, args).fetchall())
 
     def check_room(self, spec: ModelSpec) -> None:
         """Refuse (NoRoomError, before anything is sent) when the outputs folder has too little free space
@@ -178,6 +168,7 @@ class History:
         try:
             day.mkdir(exist_ok=True)
             durable.write_whole(path, data)
+            self.files.saved(path)  # a Blob Storage outage fails the save as a full disk does
         except OSError as err:
             raise NotSavedError(self._not_saved(err), folder=self.folder) from err
         entry = Entry(entry_id(created, tail), created, tab, result.model, result.prompt, result.seed,
@@ -187,15 +178,19 @@ class History:
             # REPLACE: another flux-ui opening this folder may have indexed the file from its embedded
             # settings between the rename and here; this row, with the full prompt, wins.
             with self._transaction() as db:
-                self._index(db, entry, "REPLACE")
+                self._index(db, entry, replace=True)
                 history_inputs.link(db, self.folder, entry.id, stored, durable.write_whole)
-        except (sqlite3.Error, OSError) as err:
+                self.files.kept(entry.inputs)  # serialized with deletes: none removed since uploaded
+        except (*ERRORS, OSError) as err:
             raise NotSavedError(self._not_saved(err), folder=self.folder, placed=path) from err
         return entry
 
     def _store_inputs(self, inputs: list[history_inputs.Input]) -> list[history_inputs.Input]:
         try:
-            history_inputs.place(self.folder, inputs, durable.write_whole)
+            # Only new files are uploaded: one already here was uploaded when it came, and ``kept`` puts back
+            # any another replica removed since.
+            for item in history_inputs.place(self.folder, inputs, durable.write_whole):
+                self.files.saved(self.folder / item.file, discard_on_failure=False)
         except OSError as err:
             log.warning("the %d input image(s) of an image could not be stored (%s): it is saved without them",
                         len(inputs), getattr(err, "strerror", None) or err)
@@ -206,16 +201,12 @@ class History:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         return f"The image could not be saved in the outputs folder {self.folder} ({reason}), so it is not in History."
 
-    def _index(self, db: sqlite3.Connection, entry: Entry, on_conflict: str) -> bool:
+    def _index(self, db: Connection, entry: Entry, replace: bool) -> bool:
         """One row (inside the caller's transaction), unless the path was deleted; whether it went in."""
         relative = str(entry.path.relative_to(self.folder))
-        cursor = db.execute(
-            f"INSERT OR {on_conflict} INTO images SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM deleted WHERE path = ?)",
-            (entry.id, entry.created, entry.tab, entry.model, entry.prompt, entry.seed, entry.width, entry.height,
-             entry.format, relative, json.dumps(entry.settings, ensure_ascii=False), relative),
-        )
-        return cursor.rowcount > 0
+        return put(db, (entry.id, entry.created, entry.tab, entry.model, entry.prompt, entry.seed, entry.width,
+                        entry.height, entry.format, relative, json.dumps(entry.settings, ensure_ascii=False)),
+                   replace)
 
     def list(self, model: str | None = None, text: str | None = None, limit: int = 200,
              preview: int | None = None, group: str | None = None, favourites: bool = False,
@@ -224,18 +215,18 @@ class History:
         (``group``) or the favourites; ``offset`` skips that many (a later page).
 
         With ``preview``, a longer prompt comes cut to its first ``preview`` characters and "…",
-        in the entry and in its settings (which then say ``prompt_truncated``), cut by SQLite: a
+        in the entry and in its settings (which then say ``prompt_truncated``), cut by the database: a
         listing never carries a whole long prompt into Python, and :meth:`get` still has it.
         """
-        where, args = Filters(model, text, group, favourites).where()
-        rows = self._read(f"SELECT {columns(preview)} FROM images WHERE {where} "
+        where, args = Filters(model, text, group, favourites).where(self.database.dialect)
+        rows = self._read(f"SELECT {columns(preview, self.database.dialect)} FROM images WHERE {where} "
                           "ORDER BY created DESC, id DESC LIMIT ? OFFSET ?", [*args, limit, max(0, offset)])
         return self._entries(rows)
 
     def count(self, model: str | None = None, text: str | None = None, group: str | None = None,
               favourites: bool = False) -> int:
         """How many entries :meth:`list` would page through with these filters."""
-        where, args = Filters(model, text, group, favourites).where()
+        where, args = Filters(model, text, group, favourites).where(self.database.dialect)
         return int(self._read(f"SELECT COUNT(*) FROM images WHERE {where}", args)[0][0])
 
     def position(self, entry_id: str) -> int | None:
@@ -254,7 +245,8 @@ class History:
             if db.execute("SELECT 1 FROM images WHERE id = ?", (entry_id,)).fetchone() is None:
                 return None
             if on:
-                db.execute("INSERT OR IGNORE INTO favourites VALUES (?, ?)", (entry_id, time.time()))
+                db.execute("INSERT INTO favourites (entry, since) VALUES (?, ?) ON CONFLICT (entry) DO NOTHING",
+                           (entry_id, time.time()))
             else:
                 db.execute("DELETE FROM favourites WHERE entry = ?", (entry_id,))
         return self.get(entry_id)
@@ -272,25 +264,34 @@ class History:
         relative = str(entry.path.relative_to(self.folder))
         with self._transaction() as db:
             files = [row[0] for row in db.execute("SELECT file FROM inputs WHERE entry = ?", (entry_id,))]
-            history_recovery.bury(db, entry_id, relative)
+            history_recovery.bury(db, entry_id, relative, self.database.shared)
         durable.remove_durably(entry.path)
+        try:
+            self.files.removed(entry.path)
+        except OSError as err:  # the tombstone stays: the next start (of any replica) finishes the delete
+            log.warning("deleted %s from History, but its stored copy is left until the next start: %s",
+                        entry.path.name, err)
+            return entry
         with self._transaction() as db:
-            history_inputs.remove_unused(db, self.folder, files)
+            gone = history_inputs.remove_unused(db, self.folder, files)
+            self.files.removed_all(self.folder / file for file in gone)
             db.execute("DELETE FROM deleted WHERE path = ?", (relative,))
         return entry
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close the index, when History opened it (a database handed in is its opener's)."""
+        if self._owns_database:
+            self.database.close()
 
     def _entries(self, rows: Sequence[tuple[Any, ...]]) -> list[Entry]:
-        with self._lock:
-            inputs = history_inputs.files_of(self._db, self.folder, [row[0] for row in rows])
+        with self.database.connect() as db:
+            inputs = history_inputs.files_of(db, self.folder, [row[0] for row in rows])
         entries = []
         for row in rows:
             id_, created, tab, model, prompt, seed, width, height, fmt, path, settings, starred = row
             entries.append(Entry(id_, created, tab, model, prompt, seed, width, height, fmt, self.folder / path,
                                  json.loads(settings), inputs.get(id_, ()), bool(starred)))
+        self.files.fetch_all([p for e in entries for p in (e.path, *e.inputs)])  # before the page gets them
         return entries
 
 

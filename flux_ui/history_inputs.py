@@ -18,11 +18,12 @@ import contextlib
 import hashlib
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from flux_ui.database import Connection
 
 log = logging.getLogger("flux_ui.history")
 FOLDER = "inputs"
@@ -78,9 +79,11 @@ def is_name(name: object) -> bool:
     return len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) and ext.isalnum() and len(ext) <= 4
 
 
-def place(folder: Path, inputs: Iterable[Input], write: Writer) -> None:
+def place(folder: Path, inputs: Iterable[Input], write: Writer) -> list[Input]:
     """Make sure each input is on disk: written whole when new, touched when already there (OSError if
-    the disk refuses). A file already there was written whole, so it is not read again."""
+    the disk refuses). A file already there was written whole, so it is not read again. Returns those
+    written now (the ones a shared store has not been given yet)."""
+    written = []
     for item in {i.name: i for i in inputs}.values():
         path = folder / item.file
         try:
@@ -90,9 +93,11 @@ def place(folder: Path, inputs: Iterable[Input], write: Writer) -> None:
             pass
         path.parent.mkdir(parents=True, exist_ok=True)
         write(path, item.data)
+        written.append(item)
+    return written
 
 
-def link(db: sqlite3.Connection, folder: Path, entry: str, inputs: Sequence[Input], write: Writer) -> None:
+def link(db: Connection, folder: Path, entry: str, inputs: Sequence[Input], write: Writer) -> None:
     """Inside the caller's write transaction: the entry's rows, in order, with any file put back that
     went missing since :func:`place` (another flux-ui removed it as unused)."""
     db.execute("DELETE FROM inputs WHERE entry = ?", (entry,))
@@ -101,22 +106,24 @@ def link(db: sqlite3.Connection, folder: Path, entry: str, inputs: Sequence[Inpu
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             write(path, item.data)
-        db.execute("INSERT INTO inputs VALUES (?, ?, ?, ?)", (entry, position, item.name.split(".")[0], item.file))
+        db.execute("INSERT INTO inputs (entry, position, hash, file) VALUES (?, ?, ?, ?)",
+                   (entry, position, item.name.split(".")[0], item.file))
 
 
-def link_existing(db: sqlite3.Connection, folder: Path, entry: str, names: Sequence[object]) -> int:
+def link_existing(db: Connection, folder: Path, entry: str, names: Sequence[object]) -> int:
     """Rows for an image indexed from its file (recovery): the inputs its settings name that are on disk."""
     kept = [n for n in names if is_name(n) and (folder / relative(str(n))).is_file()]
     for position, name in enumerate(kept):
-        db.execute("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?)",
+        db.execute("INSERT INTO inputs (entry, position, hash, file) VALUES (?, ?, ?, ?) ON CONFLICT (entry, "
+                   "position) DO UPDATE SET hash = excluded.hash, file = excluded.file",
                    (entry, position, str(name).split(".")[0], relative(str(name))))
     return len(kept)
 
 
-def files_of(db: sqlite3.Connection, folder: Path, ids: Sequence[str]) -> dict[str, tuple[Path, ...]]:
+def files_of(db: Connection, folder: Path, ids: Sequence[str]) -> dict[str, tuple[Path, ...]]:
     """Each entry's input files, in order (an entry with none is left out)."""
     found: dict[str, list[Path]] = {}
-    for start in range(0, len(ids), 500):  # SQLite's bound on host parameters
+    for start in range(0, len(ids), 500):  # within SQLite's bound on host parameters
         chunk = list(ids[start:start + 500])
         marks = ", ".join("?" * len(chunk))
         rows = db.execute(f"SELECT entry, file FROM inputs WHERE entry IN ({marks}) ORDER BY entry, position", chunk)
@@ -125,7 +132,7 @@ def files_of(db: sqlite3.Connection, folder: Path, ids: Sequence[str]) -> dict[s
     return {entry: tuple(paths) for entry, paths in found.items()}
 
 
-def remove_unused(db: sqlite3.Connection, folder: Path, files: Iterable[str]) -> list[str]:
+def remove_unused(db: Connection, folder: Path, files: Iterable[str]) -> list[str]:
     """Inside the caller's write transaction: remove those of ``files`` no entry uses; returns them."""
     removed = []
     for file in dict.fromkeys(files):
@@ -136,7 +143,7 @@ def remove_unused(db: sqlite3.Connection, folder: Path, files: Iterable[str]) ->
     return removed
 
 
-def sweep(db: sqlite3.Connection, folder: Path, stale_s: float) -> int:
+def sweep(db: Connection, folder: Path, stale_s: float) -> int:
     """Inside the caller's write transaction: remove stored inputs no entry uses (a delete or a save that
     stopped half-way leaves them) and temporaries older than ``stale_s``; returns how many went."""
     root = folder / FOLDER

@@ -1,6 +1,9 @@
 """History's store, no browser: input images kept once by content and in order, favourites, paging,
 deletes that remove what they should (and only that), recovery that never brings a deleted image
-back (whatever step a crash stopped at), and file names that say what the image is."""
+back (whatever step a crash stopped at), and file names that say what the image is.
+
+Each test that opens History runs on both backends (``history_db``: SQLite in the folder, PostgreSQL),
+and the replica tests put two History objects with folders of their own on one PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from PIL import Image
 from conftest import SAMPLES
 from flux_ui import durable, history_recovery
 from flux_ui.client.core import GenerationResult, Timings
+from flux_ui.database import Database
 from flux_ui.history import History, knows_file
 from flux_ui.history_names import id_of_name, model_slug, saved_name, slug
 from flux_ui.images import inspect_image, read_metadata
@@ -44,8 +48,8 @@ def stored(folder: Path) -> list[Path]:
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> Iterator[History]:
-    opened = History(tmp_path / "outputs")
+def history(tmp_path: Path, history_db: Database | None) -> Iterator[History]:
+    opened = History(tmp_path / "outputs", history_db)
     yield opened
     opened.close()
 
@@ -80,12 +84,13 @@ def test_an_entry_without_inputs_has_none(history: History) -> None:
 def test_the_file_gate_knows_stored_inputs_and_nothing_else(history: History) -> None:
     entry = history.save(result(1), "edit", inputs=[png(1)])
     relative = entry.inputs[0].relative_to(history.folder).as_posix()
-    assert knows_file(history.folder, relative) and knows_file(history.folder, entry.path.relative_to(
-        history.folder).as_posix())
+    db = history.database
+    assert knows_file(history.folder, relative, db) and knows_file(history.folder, entry.path.relative_to(
+        history.folder).as_posix(), db)
     stray = history.folder / "inputs" / "ab" / ("ab" * 32 + ".png")
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(png(2))
-    assert not knows_file(history.folder, stray.relative_to(history.folder).as_posix())
+    assert not knows_file(history.folder, stray.relative_to(history.folder).as_posix(), db)
 
 
 async def test_the_edit_handler_stores_the_references_it_sent(runtime: Runtime) -> None:
@@ -140,7 +145,7 @@ def test_delete_removes_the_file_its_unshared_inputs_and_the_row(history: Histor
     assert history.get(gone.id) is None and not gone.path.exists() and not gone.inputs[0].exists()
     assert gone.inputs[1].exists() and history.get(kept.id).inputs == kept.inputs  # still used by the other
     assert history.count() == 1 and history.count(favourites=True) == 0
-    assert not knows_file(history.folder, gone.path.relative_to(history.folder).as_posix())
+    assert not knows_file(history.folder, gone.path.relative_to(history.folder).as_posix(), history.database)
     assert history._read("SELECT COUNT(*) FROM deleted")[0][0] == 0  # finished: no tombstone left
     assert history.delete(gone.id) is None
 
@@ -150,10 +155,10 @@ class Crash(BaseException):
 
 
 @pytest.mark.parametrize("step", ["file", "inputs", "after"])
-def test_a_delete_stopped_at_any_step_is_finished_on_restart(tmp_path: Path, step: str,
+def test_a_delete_stopped_at_any_step_is_finished_on_restart(tmp_path: Path, step: str, history_db: Database | None,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "outputs"
-    history = History(folder)
+    history = History(folder, history_db)
     shared, own = png(1), png(2)
     kept = history.save(result(1), "edit", inputs=[shared])
     gone = history.save(result(2), "edit", inputs=[own, shared])
@@ -174,12 +179,12 @@ def test_a_delete_stopped_at_any_step_is_finished_on_restart(tmp_path: Path, ste
         monkeypatch.setattr(history_recovery.history_inputs, "remove_unused", unused_then_crash)
     with pytest.raises(Crash):
         history.delete(gone.id)
-    history._db.close()  # the process dies here: no clean close
+    history.close()  # the process dies here (closing its own index is all a clean stop adds)
     monkeypatch.setattr(durable, "remove_durably", real_remove)
     monkeypatch.setattr(history_recovery.history_inputs, "remove_unused", real_unused)
     assert gone.path.exists() == (step == "file")
 
-    reopened = History(folder)
+    reopened = History(folder, history_db)
     try:
         assert [e.id for e in reopened.list()] == [kept.id]  # not resurrected, nothing listed without its file
         assert not gone.path.exists() and not gone.inputs[0].exists() and gone.inputs[1].exists()
@@ -187,52 +192,52 @@ def test_a_delete_stopped_at_any_step_is_finished_on_restart(tmp_path: Path, ste
         assert reopened.get(kept.id).inputs == kept.inputs
     finally:
         reopened.close()
-    again = History(folder)  # and a second start changes nothing
+    again = History(folder, history_db)  # and a second start changes nothing
     try:
         assert [e.id for e in again.list()] == [kept.id]
     finally:
         again.close()
 
 
-def test_a_tombstoned_file_is_never_indexed_again(tmp_path: Path) -> None:
+def test_a_tombstoned_file_is_never_indexed_again(tmp_path: Path, history_db: Database | None) -> None:
     """A crash between the tombstone and the unlink leaves a whole, labelled image on disk: exactly
     what recovery adopts for a save cut short. The tombstone must win."""
     folder = tmp_path / "outputs"
-    history = History(folder)
+    history = History(folder, history_db)
     entry = history.save(result(1), "text-to-image")
     relative = entry.path.relative_to(folder).as_posix()
     with history._transaction() as db:
-        history_recovery.bury(db, entry.id, relative)
+        history_recovery.bury(db, entry.id, relative, history.database.shared)
     with history._transaction() as db:
-        assert not history._index(db, entry, "IGNORE")  # adoption is refused while the tombstone stands
+        assert not history._index(db, entry, replace=False)  # adoption is refused while the tombstone stands
     history.close()
-    reopened = History(folder)
+    reopened = History(folder, history_db)
     assert reopened.list() == [] and not entry.path.exists()
     reopened.close()
 
 
-def test_recovery_removes_inputs_no_entry_uses(tmp_path: Path) -> None:
+def test_recovery_removes_inputs_no_entry_uses(tmp_path: Path, history_db: Database | None) -> None:
     folder = tmp_path / "outputs"
-    history = History(folder)
+    history = History(folder, history_db)
     entry = history.save(result(1), "edit", inputs=[png(1)])
     with history._transaction() as db:  # a delete that committed its rows and stopped before anything else
         history_recovery.bury(db, entry.id, entry.path.relative_to(folder).as_posix())
         db.execute("DELETE FROM deleted")  # even without its tombstone, the unused input goes
     history.close()
     entry.path.unlink()
-    History(folder).close()
+    History(folder, history_db).close()
     assert stored(folder) == []
 
 
-def test_an_image_recovered_from_its_file_finds_its_inputs(tmp_path: Path) -> None:
+def test_an_image_recovered_from_its_file_finds_its_inputs(tmp_path: Path, history_db: Database | None) -> None:
     folder = tmp_path / "outputs"
-    history = History(folder)
+    history = History(folder, history_db)
     entry = history.save(result(1), "edit", inputs=[png(1), png(2)])
     with history._transaction() as db:  # as if the kill landed between the rename and the index
         db.execute("DELETE FROM images")
         db.execute("DELETE FROM inputs")
     history.close()
-    reopened = History(folder)
+    reopened = History(folder, history_db)
     try:
         recovered = reopened.get(entry.id)
         assert recovered is not None and recovered.inputs == entry.inputs

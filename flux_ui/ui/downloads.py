@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from flux_ui.blob_store import files_for
 from flux_ui.exports import Axis
 from flux_ui.exports.archive import ArchiveCell, ArchiveReport, grid_archive
 from flux_ui.exports.sheet import SheetCell, build_sheet_async
@@ -51,6 +52,8 @@ def save_sheet_and_archive(outputs: Path, kind: str, run_id: str, sheet: bytes,
     sheet_path = where / f"{stem}.png"
     sheet_path.write_bytes(sheet)
     report = archive(where / f"{stem}.zip")
+    for path in (sheet_path, report.path):  # stored for good (Blob Storage, when used) before they are offered
+        files_for(outputs).saved(path)
     offer(outputs, sheet_path, report.path)
     return sheet_path, report
 

@@ -139,6 +139,7 @@ def _wire_reuse(runtime: Runtime, tabs: gr.Tabs, handles: list[TabHandle], label
         if settings is None:
             return [*noop_updates(handles), problem]
         inputs = history_inputs.find(runtime.history.folder, settings.get("inputs"))
+        runtime.history.files.fetch_all(inputs)  # another replica's, or lost with a restarted container
         updates, message = reuse_updates(settings, handles, runtime.models, labels, inputs)
         return [*updates, message]
 
