@@ -244,6 +244,9 @@ class FoundryClient(AttemptSender):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        for pacer in self._pacers.values():
+            if (close := getattr(pacer, "aclose", None)) is not None:  # a shared pacer's Redis pool
+                await close()
 
     async def __aenter__(self) -> FoundryClient:
         return self
@@ -294,6 +297,10 @@ def _per_deployment(settings: Settings, credential: TokenCredential | None, cloc
     entra: EntraAuth | None = None
     auth: dict[str, Auth] = {}
     pacers: dict[str, Pacer] = {}
+    store = None
+    if settings.shared.redis_url:  # replicas share each deployment's window and fair queue (pacing_redis.py)
+        from flux_ui.pacing_redis import RedisStore, SharedPacer
+        store = RedisStore(settings.shared.redis_url)
     for model_id, dep in settings.deployments.items():
         if dep.auth == "entra":
             entra = entra or EntraAuth(credential)
@@ -301,7 +308,10 @@ def _per_deployment(settings: Settings, credential: TokenCredential | None, cloc
         else:
             assert dep.api_key is not None
             auth[model_id] = KeyAuth(dep.api_key, dep.key_header)
-        if dep.quota is not None:
+        if dep.quota is not None and store is not None:
+            shared = SharedPacer(dep.quota, store, board=board, name=model_id, key=dep.name, clock=clock)
+            pacers[model_id] = shared  # type: ignore[assignment]  # the same interface, duck-typed
+        elif dep.quota is not None:
             pacers[model_id] = Pacer(dep.quota, clock=clock, sleep=sleep, board=board, name=model_id)
     return auth, pacers
 

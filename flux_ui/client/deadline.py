@@ -58,10 +58,13 @@ async def wait_for_slot(click: Click, pacer: Pacer | None, checked: ValidatedReq
         if expected > 0:
             progress.emit("paced", f"Waiting {expected:.1f} s for a quota slot "
                           f"({pacer.quota.describe()})", attempt, expected)
+        told: dict[str, Callable[[str, float], None]] = {}
+        if getattr(pacer, "notifies", False):  # a shared pacer says why it waits when Redis does not answer
+            told["notify"] = lambda text, wait: progress.emit("paced", text, attempt, wait)
         try:
             async with asyncio.timeout(max(0.0, click.time_to_send())):
                 stats["paced_s"] += await pacer.acquire(user, label(checked.prompt), click.order if attempt == 1
-                                                        else None, capped=attempt == 1)
+                                                        else None, capped=attempt == 1, **told)
         except TimeoutError:
             check_time(click, checked, float("inf"), pacer)  # raises: the queue was longer
     check_time(click, checked, 0.0, pacer)
@@ -76,6 +79,12 @@ def check_time(click: Click, checked: ValidatedRequest, wait: float, pacer: Pace
     why = (f"its quota ({pacer.quota.describe()}) had no free slot in time"
            if pacer is not None and wait > 0 else f"only {max(0.0, left):.1f} s of it was left")
     retry = "The retry was" if click.sent else "The request was"
+    outage = getattr(pacer, "outage", None)
+    if wait > 0 and outage is not None and (store := outage()):  # Redis did not answer (pacing_redis.py)
+        raise ServiceTimeoutError(
+            f"{retry} not sent to {name}: flux-ui waits {click.budget_s:g} s for an image, and in that time {store} "
+            "(flux-ui sends nothing unpaced). Try again in a moment, or ask whoever runs flux-ui to check Redis.",
+            sent=False, billed="no")
     raise ServiceTimeoutError(
         f"{retry} not sent to {name}: flux-ui waits {click.budget_s:g} s for an image and {why}, while a "
         f"request there takes at least {click.need:g} s, so its answer could not have arrived in time. "

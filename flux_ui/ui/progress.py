@@ -34,6 +34,8 @@ def status_line(model: str, event: ProgressEvent | None, elapsed: float) -> str:
     name = MODELS[model].display_name
     if event is None:
         return f"⏳ {elapsed:.1f} s · preparing the request for {name}"
+    if event.stage == "paced" and event.wait_s <= 0:  # no countdown: the pacer's own words (Redis away)
+        return f"⏳ {elapsed:.1f} s · {inert(event.message)}"
     if event.stage == "paced":
         left = max(0.0, event.wait_s - (elapsed - event.elapsed_s))
         return f"⏳ {elapsed:.1f} s · paced: waiting {left:.1f} s for a quota slot on {name}"
