@@ -43,6 +43,7 @@ def startup_lines(settings: Settings, local_url: str, share_url: str | None, mcp
     if mcp:
         lines.append(f"MCP tools: {local_url.rstrip('/')}/gradio_api/mcp/")
     lines.append(safety_line(settings, public))
+    lines += [f"Shared with the other replicas: {line}." for line in settings.shared.describe()]
     return lines
 
 
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem := exposure_problem(args.host, args.share, settings, args.mcp, args.on_space):
         print(f"flux-ui will not start: {problem}", file=sys.stderr)
         return 2
+    from flux_ui.blob_store import BlobStoreError
+    from flux_ui.database import DatabaseUnavailable
     from flux_ui.history import OutputsFolderError
     from flux_ui.runtime import start_runtime
     from flux_ui.safety import instance_is_public
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     public = instance_is_public(settings, args.host, args.share, args.on_space)
     try:
         runtime = start_runtime(settings, public=public)
-    except OutputsFolderError as err:
+    except (OutputsFolderError, DatabaseUnavailable, BlobStoreError) as err:
         print(f"flux-ui will not start: {err}", file=sys.stderr)
         return 2
     demo = build_demo(runtime, public_demo=emulator_demo(args.host, settings, args.on_space))

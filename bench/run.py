@@ -29,6 +29,8 @@ from bench import (
     overhead,
     pacing,
     references,
+    replicas,
+    shared_backends,
     sheet,
     startup,
 )
@@ -46,6 +48,8 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "sheet": sheet.run,
     "grid": grid.run,
     "fair_share": fair_share.run,
+    "replicas": replicas.run,
+    "shared_backends": shared_backends.run,
 }
 
 

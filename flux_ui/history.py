@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flux_ui import durable, history_inputs, history_recovery
-from flux_ui.blob_store import FileStore
+from flux_ui.blob_store import BlobStoreError, FileStore
 from flux_ui.client import GenerationResult
 from flux_ui.database import ERRORS, Connection, Database, open_database
 from flux_ui.errors import FluxError, NoRoomError, NotSavedError
@@ -198,6 +198,8 @@ class History:
         return inputs
 
     def _not_saved(self, err: Exception) -> str:
+        if isinstance(err, BlobStoreError):
+            return f"The image could not be stored: {err}, so it is not in History."
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         return f"The image could not be saved in the outputs folder {self.folder} ({reason}), so it is not in History."
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flux_ui.audit import AuditLog
+from flux_ui.blob_store import FileStore, open_files
 from flux_ui.client import FoundryClient
+from flux_ui.database import Database, open_database
 from flux_ui.emulator import Emulator, EmulatorConfig
 from flux_ui.errors import BusyError
 from flux_ui.history import History
@@ -22,6 +24,7 @@ from flux_ui.safety import SafetyGuard
 from flux_ui.settings import Settings
 from flux_ui.spend import Ledger
 from flux_ui.styles import Library
+from flux_ui.tally import Tally
 from flux_ui.unsaved import UnsavedImages
 
 log = logging.getLogger("flux_ui")
@@ -89,6 +92,7 @@ class Runtime:
     jobs: Jobs = field(default_factory=Jobs)
     unsaved: UnsavedImages = field(default_factory=UnsavedImages)
     safety: SafetyGuard | None = None  # Content Safety (None: off): handlers screen prompts and results
+    database: Database | None = None  # PostgreSQL shared by replicas (None: each store's SQLite file)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -97,18 +101,23 @@ class Runtime:
     @functools.cached_property
     def styles(self) -> Library:
         """The saved styles and recent prompts, kept in History's database."""
-        return Library(self.history.folder)
+        return Library(self.history.folder, self.database)
 
     @functools.cached_property
     def ledger(self) -> Ledger:
         """The day's spend against the caps, and the audit trail's writer, in History's database."""
-        return Ledger(self.history.folder, self.settings.spend)
+        return Ledger(self.history.folder, self.settings.spend, database=self.database)
 
     @functools.cached_property
     def audit(self) -> AuditLog:
         """The audit trail (every request, its cost and outcome), for the Usage tab and its CSV."""
         self.ledger  # noqa: B018 - opened first: it settles what an earlier run left in flight
-        return AuditLog(self.history.folder)
+        return AuditLog(self.history.folder, self.database)
+
+    @functools.cached_property
+    def tally(self) -> Tally:
+        """The blind-vote tally: beside the images, or in the shared database."""
+        return Tally(self.history.folder, self.database)
 
     async def aclose(self, grace_s: float = 0.0) -> None:
         """Let running generations land for up to ``grace_s``, cancel the rest, then close."""
@@ -124,6 +133,9 @@ class Runtime:
     def close_sync(self) -> None:
         self.jobs.cancel_all()
         self.history.close()
+        self.history.files.close()
+        if self.database is not None:
+            self.database.close()
         if self.emulator is not None:
             self.emulator.stop()
 
@@ -160,8 +172,36 @@ def start_runtime(
         settings = settings.with_emulator(base_url, emulator.api_key, quotas)
         log.info("using the local emulator at %s (synthetic images)", base_url)
     client = FoundryClient(settings, **client_options)  # type: ignore[arg-type]
-    history = History(settings.output_dir)
+    database, files = open_shared(settings)
+    history = History(settings.output_dir, database, files)
     safety = SafetyGuard.from_settings(settings, public=public)
     if safety is not None:
         log.info("content safety on: %s", safety)
-    return Runtime(settings=settings, client=client, history=history, emulator=emulator, safety=safety)
+    return Runtime(settings=settings, client=client, history=history, emulator=emulator, safety=safety,
+                   database=database)
+
+
+def open_shared(settings: Settings) -> tuple[Database | None, FileStore | None]:
+    """The shared database and image store the settings name (None, None: the embedded defaults). The
+    web edge's file gate is told the database, so it knows the files other replicas wrote."""
+    from flux_ui.ui.edge.files import written_files  # the UI package imports this module
+
+    database = files = None
+    try:
+        if settings.shared.database_url:
+            database = open_database(settings.shared.database_url, settings.output_dir)
+            written_files(settings.output_dir, database)
+        if settings.shared.uses_blob:
+            files = open_files(settings.shared, settings.output_dir)
+    except BaseException:
+        if database is not None:
+            database.close()
+        raise
+    shared = settings.shared
+    missing = [name for name, on in (("FLUX_UI_REDIS_URL (the quota)", shared.redis_url),
+                                     ("FLUX_UI_DATABASE_URL (History, spend caps)", shared.database_url),
+                                     ("Blob Storage (the images)", shared.uses_blob)) if not on]
+    if shared.replicated and missing:
+        log.warning("only some services are shared: %s stay in this process, so replicas would not share them "
+                    "(docs/deploy.md)", ", ".join(missing))
+    return database, files

@@ -143,7 +143,8 @@ def _free_port() -> int:
 
 
 def _serve(tmp_path: Path, env: dict[str, str], args: list[str]) -> tuple[str, str]:
-    """Start app.py, wait for its page, and return (what it printed, the page)."""
+    """Start app.py, wait for its page and its start-up lines, and return (what it printed, the page)."""
+    import threading
     import time
 
     port = _free_port()
@@ -151,6 +152,18 @@ def _serve(tmp_path: Path, env: dict[str, str], args: list[str]) -> tuple[str, s
             "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=REPO, env={**base, **env}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    said = threading.Event()  # app.py prints where it serves just after the server answers: wait for that too
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "flux-ui serves the playground" in line:
+                said.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -163,9 +176,12 @@ def _serve(tmp_path: Path, env: dict[str, str], args: list[str]) -> tuple[str, s
         else:
             pytest.fail("app.py did not serve its page within 90 s")
         config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=5).text
+        said.wait(30)
     finally:
         proc.terminate()
-        printed, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    printed = "".join(lines)
     return printed, page.text + config
 
 

@@ -15,7 +15,8 @@ from flux_ui.settings_shared import SharedSettings, redact
 
 PASSWORD = "pw-9f8e7d6c5b4a"
 ACCOUNT_KEY = "c2VjcmV0LWFjY291bnQta2V5LTEyMzQ1Njc4OTA="
-CONNECTION = f"DefaultEndpointsProtocol=https;AccountName=teamimages;AccountKey={ACCOUNT_KEY};EndpointSuffix=core.windows.net"
+CONNECTION = (f"DefaultEndpointsProtocol=https;AccountName=teamimages;AccountKey={ACCOUNT_KEY};"
+              "EndpointSuffix=core.windows.net")
 
 
 def test_nothing_set_means_the_embedded_defaults() -> None:
@@ -52,7 +53,7 @@ def test_a_malformed_value_is_named_with_an_example_and_never_quoted_with_its_se
     with pytest.raises(SettingsError) as caught:
         load_settings(env, dotenv_path=None)
     message = str(caught.value)
-    assert named in message and "for example" in message or "keep one" in message
+    assert (named in message and "for example" in message) or "keep one" in message
     assert PASSWORD not in message and ACCOUNT_KEY not in message
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pytest
 
-from conftest import SAMPLES
+from conftest import FAST, SAMPLES
+from flux_ui.emulator import EmulatorConfig
 from flux_ui.history import Entry
-from flux_ui.runtime import Runtime
+from flux_ui.runtime import Runtime, start_runtime
+from flux_ui.settings import load_settings
 from flux_ui.ui import handlers, history_listing, text_to_image
 from flux_ui.ui.common import TabContext, TabHandle
 from flux_ui.ui.history_listing import EMPTY, api_entries, caption_of, details_of, listing, short_date
@@ -24,6 +26,19 @@ async def make(rt: Runtime, model: str, prompt: str, seed: int, tab: str = "text
                **params: Any) -> Entry:
     generated = await handlers.generate(rt, model, prompt, {"seed": seed, **params}, tab=tab)
     return generated.entry
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """The app's runtime on each History backend: SQLite in the outputs folder, and PostgreSQL as replicas
+    use it (FLUX_UI_DATABASE_URL, a fresh schema), through the same start_runtime as app.py."""
+    env = {"FLUX_OUTPUT_DIR": str(tmp_path / "outputs")}
+    if request.param == "postgres":
+        env["FLUX_UI_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    running = start_runtime(load_settings(env, dotenv_path=None), EmulatorConfig(rng_seed=3), FAST)
+    assert (running.database is None) == (request.param == "sqlite")
+    yield running
+    await running.aclose()
 
 
 @pytest.fixture

@@ -348,7 +348,7 @@ def _wire_api(runtime: Runtime, available: list[str], form: _Form, gate: QuotaGa
 def build(ctx: TabContext) -> TabHandle:
     runtime = ctx.runtime
     available = comparable_models(runtime.models)
-    tally = Tally(runtime.settings.output_dir)
+    tally = runtime.tally
     form = _form(available)
     examples.compare(available, form.row.prompt, form.picked, form.shape, MIN_MODELS)
     res = _results(tally)
