@@ -141,3 +141,13 @@ def test_the_emulator_process_takes_a_key_that_starts_with_a_dash(monkeypatch: p
     with common.emulator_process() as service:
         assert service.api_key == "-dash-first-key-0123456789"
         assert service.base_url.startswith("http://127.0.0.1:")
+
+
+def test_shared_backends_quick() -> None:
+    # Real redis-server, PostgreSQL and Azurite (tests/servers.py), started and stopped by the scenario.
+    rows = bench_run.run(["shared_backends"], quick=True)
+    added = _by_measure(rows, "Redis pacing: added per slot")
+    assert added.unit == "ms" and math.isfinite(added.value) and added.met is None  # size-dependent: unjudged
+    save = _by_measure(rows, "History save")
+    _sane_ratio(save)
+    assert save.ratio is not None and save.ratio > 1  # uploading and a network round trip cost something
