@@ -144,14 +144,15 @@ def test_redis_restarted_mid_burst_sends_nothing_unpaced(drill: Deployment, redi
         wait_until(lambda: len(drill.emulator.requests()) >= 3, 60, "the burst reaching the emulator")
         killed = time.time()
         redis_server.stop(hard=True)  # SIGKILL, and no persistence: it comes back empty
-        time.sleep(1.5)
+        time.sleep(2.0)
         restarted = time.time()
         redis_server.start()
         results = running.result(timeout=300)
     answered = drill.emulator.requests()
     assert throttled(drill) == []
     assert [r[2] for r in results] == [""] * BURST, [r[2] for r in results if r[2]]
-    # Nothing went out while Redis was away (what was already sent is answered within its latency), nor until a
-    # whole window after it came back empty: every send from before the restart had left the window by then.
-    quiet = [e["time"] for e in answered if killed + 1.0 <= float(e["time"]) < restarted + WINDOW_S]
+    # Nothing went out while Redis was away (what was already sent is answered within its latency, 0.3 s, and
+    # a loaded machine's delays), nor until a whole window after it came back empty: every send from before
+    # the restart had left the window by then.
+    quiet = [e["time"] for e in answered if killed + 1.5 <= float(e["time"]) < restarted + WINDOW_S]
     assert quiet == [], f"sent while the shared window was unknown: {quiet} (killed {killed}, back {restarted})"
