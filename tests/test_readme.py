@@ -140,3 +140,14 @@ def test_architecture_page_names_only_modules_that_exist() -> None:
     # Short names in the page ("`client/retry.py`", "`ui/text.py`") resolve under flux_ui/ too.
     short = set(re.findall(r"`((?:client|ui|images|emulator)/[\w/]+\.py)`", page))
     assert not sorted(s for s in short if not (REPO / "flux_ui" / s).exists())
+
+
+def test_the_deployment_guide_names_files_and_variables_that_exist() -> None:
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    paths = set(re.findall(r"`((?:deploy|tests|flux_ui|docs|bench)/[\w./-]+)`", guide))
+    assert "deploy/nginx.conf" in paths and "tests/test_replica_drill.py" in paths
+    assert [p for p in paths if not (REPO / p).exists()] == []
+    known = {row[0] for row in variables()}
+    named = set(re.findall(r"\b((?:FLUX_UI|FLUX|AZURE)_[A-Z_]+)\b", guide))
+    assert named and named <= known, named - known
+    assert "docs/deploy.md" in README
