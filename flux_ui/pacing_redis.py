@@ -25,8 +25,7 @@ sent, no 429 hold-back, no fair queue to grant only the head from, and no guard 
   every replica's window, and slots marked sent after the restart are recorded as usual (a replica that
   notices the reset holds its granted, unsent slots again). A first start on an empty Redis cannot be told
   from such a restart, so it waits one window too.
-- :meth:`SharedPacer.status` stays synchronous and cheap: it derives from the snapshot the last script
-  returned (aged on the local clock), and asks for a fresh one in the background when it is old.
+- :meth:`SharedPacer.status` stays synchronous: the last script's snapshot, aged on the local clock.
 """
 
 from __future__ import annotations
@@ -57,10 +56,8 @@ LEASE_S = 5.0
 FALLBACK_S = 0.5
 #: The pub/sub listener stays subscribed this long after the last local ticket.
 LISTEN_IDLE_S = 30.0
-#: A waiter is told again when its expected start moved this much later than it was told.
-RETELL_S = 1.0
-#: status() asks for a fresh snapshot in the background once its own is this old.
-REFRESH_S = 0.5
+RETELL_S = 1.0  # a waiter is told again when its expected start moved this much later than it was told
+REFRESH_S = 0.5  # status() asks for a fresh snapshot in the background once its own is this old
 #: A function a waiter hears from: a status line and the seconds it expects to wait (0: unknown).
 Notify = Callable[[str, float], None]
 
