@@ -22,7 +22,7 @@ from flux_ui.ui.history_listing import (
     group_of,
     model_filter_choices,
 )
-from flux_ui.ui.text import inert_code
+from flux_ui.ui.text import inert, inert_code
 
 TAB_ID = "history"
 STAR, UNSTAR = "☆ Add to favourites", "★ Remove from favourites"
@@ -118,7 +118,10 @@ def history_tab_of(tabs: gr.Tabs) -> gr.Tab | None:
 
 
 def layout(history: History) -> HistoryPage:
-    gr.Markdown(f"Every image flux-ui made, saved in {inert_code(history.folder)} with its settings inside the file. "
+    store = getattr(history.files, "where", None)  # Blob Storage's container; the folder is then its cache
+    where = f"the {inert(store)} (this replica's copy: {inert_code(history.folder)})" if store else \
+        inert_code(history.folder)
+    gr.Markdown(f"Every image flux-ui made, saved in {where} with its settings inside the file. "
                 "Select one to see its settings and input images, download the original, load them back into its "
                 "tab, star it, share a link to it or delete it.", elem_id="history-intro")
     with gr.Row(equal_height=False, elem_id="history-filters"):
