@@ -286,6 +286,9 @@ def test_stop_abandons_every_waiting_model(app: AppUnderTest, page) -> None:
         page.wait_for_function("document.querySelector('#compare-caption-2')?.innerText.includes('generating')")
         page.click("#compare-stop")
         page.wait_for_function("document.querySelector('#compare-status')?.innerText.includes('Stopped')")
+        # The captions' frame may be drawn a moment after the status's on a loaded machine.
+        page.wait_for_function("[0, 1, 2].every(i => document.querySelector(`#compare-caption-${i}`)"
+                               "?.innerText.includes('stopped'))")
         for i in range(3):
             assert "stopped" in page.inner_text(f"#compare-caption-{i}")
             assert page.locator(f"#compare-image-{i} img").count() == 0
